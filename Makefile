@@ -1,0 +1,55 @@
+# One target per habit. Everything runs inside .venv, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# The worker extra pulls torch==2.13.0: the CPU wheel on this kind of machine, CUDA on a GPU one.
+EXTRAS ?= worker
+
+.PHONY: demo test lint format bench serve lock clean e2e-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps make a second `make` skip pip when pyproject.toml and constraints.txt are unchanged.
+$(VENV)/.stamp-$(EXTRAS): $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+$(VENV)/.stamp-dev: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[worker,dev]"
+	touch $@
+
+## demo: install, create the database, build the tiny models, precompute the demo, serve it
+demo: $(VENV)/.stamp-$(EXTRAS)
+	$(BIN)/flux-playground demo
+
+## test: install the dev dependencies and run the whole test suite (what CI runs)
+test: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.stamp-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: the measurement scripts; results go to docs/benchmarks.md by hand, with the date
+bench: $(VENV)/.stamp-dev
+	$(BIN)/python benchmarks/harness_overhead.py
+
+serve: $(VENV)/.stamp-$(EXTRAS)
+	$(BIN)/flux-playground serve
+
+## lock: re-pin constraints.txt from a fresh resolve of pyproject.toml
+lock:
+	rm -rf /tmp/flux-playground-lock && $(PYTHON) -m venv /tmp/flux-playground-lock
+	/tmp/flux-playground-lock/bin/pip install --quiet -e ".[worker,dev]"
+	/tmp/flux-playground-lock/bin/pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf data media models

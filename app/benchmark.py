@@ -1,0 +1,351 @@
+"""Benchmark configs: load a TOML file, validate it, resolve variant inheritance.
+
+A config names a prompt set, seeds, a resolution, the hardware price and a list of variants.
+A variant may name a `base`: it inherits every setting the base has and overrides what it
+sets itself; the base is also its *reference* for speed-up and quality comparisons.
+
+Every error is an `InputFileError` that names the file, the line where we can find it, the key
+and the reason, so the CLI can print one line and exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.errors import InputFileError
+
+Dtype = Literal["bfloat16", "float16", "float32"]
+QuantizeMode = Literal["int8_weight_only", "int8_dynamic", "fp8_dynamic"]
+Device = Literal["cpu", "cuda"]
+
+
+class StrictModel(BaseModel):
+    # Unknown keys are typos more often than not: reject them instead of ignoring them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoraSpec(StrictModel):
+    path: str = Field(description="Hub id, local .safetensors file/folder, or tiny:<name>")
+    weight_name: str | None = None
+    scale: Annotated[float, Field(gt=0, le=4)] = 1.0
+    fuse: bool = True
+
+
+class CompileSpec(StrictModel):
+    backend: Literal["torch", "onediff"] = "torch"
+    # torch.compile options
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "default"
+    )
+    fullgraph: bool = False
+    # onediffx.compile_pipe backend
+    onediff_backend: Literal["nexfort", "oneflow"] = "nexfort"
+
+
+class CacheSpec(StrictModel):
+    # diffusers FirstBlockCache: skip the remaining blocks when the first block's residual
+    # changed by less than this fraction since the previous step.
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.08
+
+
+class VariantSpec(StrictModel):
+    """A variant as written in the file: everything optional except the name."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    description: str = ""
+    base: str | None = None
+    model: str | None = None
+    steps: Annotated[int, Field(ge=1, le=200)] | None = None
+    guidance: Annotated[float, Field(ge=0, le=30)] | None = None
+    max_sequence_length: Annotated[int, Field(ge=1, le=512)] | None = None
+    dtype: Dtype | None = None
+    lora: LoraSpec | None = None
+    compile: CompileSpec | None = None
+    quantize: QuantizeMode | None = None
+    cache: CacheSpec | None = None
+    fuse_qkv: bool | None = None
+
+
+class Variant(StrictModel):
+    """A variant with inheritance resolved: the full set of settings that made its images."""
+
+    name: str
+    description: str = ""
+    base: str | None = None
+    model: str
+    steps: int
+    guidance: float = 3.5
+    max_sequence_length: int = 512
+    dtype: Dtype = "bfloat16"
+    lora: LoraSpec | None = None
+    compile: CompileSpec | None = None
+    quantize: QuantizeMode | None = None
+    cache: CacheSpec | None = None
+    fuse_qkv: bool = False
+
+    @property
+    def optimizations(self) -> dict[str, Any]:
+        """The speed-related settings, for display and for storing beside each image."""
+        return {
+            "compile": self.compile.model_dump() if self.compile else None,
+            "quantize": self.quantize,
+            "cache": self.cache.model_dump() if self.cache else None,
+            "fuse_qkv": self.fuse_qkv,
+        }
+
+
+class BenchmarkSpec(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    description: str = ""
+    prompts: str = Field(description="prompt TSV, relative to the config file")
+    prompt_limit: Annotated[int, Field(ge=1)] | None = None
+    seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)]
+    width: Annotated[int, Field(ge=64, le=4096, multiple_of=16)] = 1024
+    height: Annotated[int, Field(ge=64, le=4096, multiple_of=16)] = 1024
+    device: Device = "cuda"
+    hardware: str = Field(description="what the latency is measured on, e.g. 'NVIDIA H100 80GB'")
+    usd_per_hour: Annotated[float, Field(ge=0)]
+    warmup: Annotated[int, Field(ge=0, le=100)] = 2
+    repeats: Annotated[int, Field(ge=1, le=1000)] = 10
+    variants: Annotated[list[VariantSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> BenchmarkSpec:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must not repeat")
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+class Benchmark(StrictModel):
+    """A validated config: the spec's settings plus resolved variants and the prompt path."""
+
+    name: str
+    description: str
+    config_path: Path
+    prompts_path: Path
+    prompt_limit: int | None
+    seeds: list[int]
+    width: int
+    height: int
+    device: Device
+    hardware: str
+    usd_per_hour: float
+    warmup: int
+    repeats: int
+    variants: list[Variant]
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the images or the timings (not the price)."""
+        payload = self.model_dump(mode="json", exclude={"config_path", "usd_per_hour", "hardware"})
+        payload["prompts_path"] = self.prompts_path.name
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_benchmark(path: Path | str) -> Benchmark:
+    """Read and validate a benchmark config. Raises InputFileError with file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(path, "config file not found") from None
+    except UnicodeDecodeError as err:
+        raise InputFileError(path, f"not UTF-8 text ({err.reason})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        # Python 3.11's TOMLDecodeError has no lineno attribute; the message carries it.
+        message = str(err)
+        found = re.search(r"\(at line (\d+), column \d+\)$", message)
+        line = int(found.group(1)) if found else None
+        reason = message[: found.start()].strip() if found else message
+        raise InputFileError(path, f"invalid TOML: {reason}", line=line) from None
+
+    try:
+        spec = BenchmarkSpec.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = _dotted(first["loc"])
+        raise InputFileError(
+            path, _reason(first), line=_locate(text, first["loc"]), key=loc or None
+        ) from None
+
+    variants = _resolve_variants(path, text, spec.variants)
+    prompts_path = (path.parent / spec.prompts).resolve()
+    if not prompts_path.is_file():
+        raise InputFileError(
+            path,
+            f"prompt file not found: {spec.prompts} (looked at {prompts_path})",
+            line=_locate(text, ("prompts",)),
+            key="prompts",
+        )
+    for index, variant in enumerate(variants):
+        _check_variant(path, text, index, variant, spec.device)
+    return Benchmark(
+        name=spec.name,
+        description=spec.description,
+        config_path=path.resolve(),
+        prompts_path=prompts_path,
+        prompt_limit=spec.prompt_limit,
+        seeds=spec.seeds,
+        width=spec.width,
+        height=spec.height,
+        device=spec.device,
+        hardware=spec.hardware,
+        usd_per_hour=spec.usd_per_hour,
+        warmup=spec.warmup,
+        repeats=spec.repeats,
+        variants=variants,
+    )
+
+
+def _resolve_variants(path: Path, text: str, specs: list[VariantSpec]) -> list[Variant]:
+    by_name = {spec.name: (index, spec) for index, spec in enumerate(specs)}
+    resolved: dict[str, Variant] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> Variant:
+        if name in resolved:
+            return resolved[name]
+        index, spec = by_name[name]
+        settings: dict[str, Any] = {}
+        if spec.base is not None:
+            if spec.base not in by_name:
+                known = ", ".join(sorted(by_name))
+                raise InputFileError(
+                    path,
+                    f"unknown base variant {spec.base!r} (known: {known})",
+                    line=_locate(text, ("variants", index, "base")),
+                    key=f"variants[{index}].base",
+                )
+            if spec.base in chain:
+                cycle = " -> ".join((*chain, spec.base))
+                raise InputFileError(
+                    path,
+                    f"variants inherit from each other in a cycle: {cycle}",
+                    line=_locate(text, ("variants", index, "base")),
+                    key=f"variants[{index}].base",
+                )
+            parent = resolve(spec.base, (*chain, spec.base))
+            # A child inherits its base's settings, but not its name, description or base.
+            settings = parent.model_dump(exclude={"name", "description", "base"})
+        settings.update(spec.model_dump(exclude_unset=True))
+        for required in ("model", "steps"):
+            if settings.get(required) is None:
+                raise InputFileError(
+                    path,
+                    f"variant {spec.name!r} has no {required} (set it, or a base that has one)",
+                    line=_locate(text, ("variants", index, "name")),
+                    key=f"variants[{index}].{required}",
+                )
+        variant = Variant.model_validate(settings)
+        resolved[name] = variant
+        return variant
+
+    return [resolve(spec.name, (spec.name,)) for spec in specs]
+
+
+def _check_variant(path: Path, text: str, index: int, variant: Variant, device: Device) -> None:
+    """Settings that are each valid alone but impossible together, or a model that is missing."""
+
+    def fail(key: str, reason: str) -> None:
+        raise InputFileError(
+            path,
+            reason,
+            line=_locate(text, ("variants", index, key)) or _locate(text, ("variants", index)),
+            key=f"variants[{index}].{key}",
+        )
+
+    if variant.model.startswith("tiny:"):
+        if variant.model not in ("tiny:schnell", "tiny:dev"):
+            fail("model", f"unknown tiny model {variant.model!r} (tiny:schnell or tiny:dev)")
+    elif _looks_local(variant.model):
+        local = (path.parent / variant.model).resolve()
+        if not (local / "model_index.json").is_file():
+            fail("model", f"model folder not found or not a diffusers pipeline: {local}")
+    elif not re.fullmatch(r"[\w.-]+/[\w.-]+", variant.model):
+        fail("model", f"not a Hub id (owner/name) nor a local path: {variant.model!r}")
+    if variant.lora is not None and variant.lora.path.startswith("tiny:"):
+        if variant.lora.path != "tiny:turbo-lora":
+            fail("lora", f"unknown tiny LoRA {variant.lora.path!r} (tiny:turbo-lora)")
+    elif variant.lora is not None and _looks_local(variant.lora.path):
+        local = (path.parent / variant.lora.path).resolve()
+        if not local.exists():
+            fail("lora", f"LoRA file not found: {local}")
+    if device == "cpu" and variant.dtype == "float16":
+        fail("dtype", "float16 is not supported on the CPU; use float32 or bfloat16")
+    if variant.compile is not None and variant.compile.backend == "onediff" and device == "cpu":
+        fail("compile", "the onediff backend needs device = 'cuda'")
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith(("/", "./", "../", "~"))
+
+
+def resolve_local(config_path: Path, ref: str) -> str:
+    """A local model/LoRA path relative to the config file; Hub ids and tiny: refs unchanged."""
+    if _looks_local(ref):
+        return str((config_path.parent / Path(ref).expanduser()).resolve())
+    return ref
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _locate(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """Best-effort line number of a key in a TOML text (tomllib gives none).
+
+    Handles the shapes our configs use: top-level keys, and keys of the N-th `[[variants]]`
+    table (inline tables or `[variants.lora]` sub-tables count as part of that variant).
+    """
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "variants" and isinstance(parts[1], int):
+        headers = [i for i, line in enumerate(lines) if line.strip().startswith("[[variants]]")]
+        if parts[1] >= len(headers):
+            return None
+        start = headers[parts[1]]
+        following = [i for i in headers if i > start]
+        end = following[0] if following else len(lines)
+        parts = parts[2:]
+        if not parts:
+            return start + 1
+    else:
+        # Top-level keys come before the first table header.
+        tables = [i for i, line in enumerate(lines) if line.strip().startswith("[")]
+        end = tables[0] if tables else len(lines)
+    key = next((p for p in parts if isinstance(p, str)), None)
+    if key is None:
+        return start + 1 if start else None
+    pattern = re.compile(rf"^\s*(\[+\s*)?[\w.]*\b{re.escape(key)}\b\s*(=|\])")
+    for i in range(start, end):
+        if pattern.match(lines[i]):
+            return i + 1
+    return start + 1 if start else None

@@ -1,0 +1,200 @@
+"""The `flux-playground` command line (Typer + Rich).
+
+Heavy imports (torch, diffusers, uvicorn) happen inside the commands that need them, so
+`--help` is instant and the web-only install never touches torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.config import get_settings
+from app.errors import InputFileError
+
+app = typer.Typer(
+    help="Benchmark text-to-image variants: images, latency, cost and human preference.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "configs" / "demo.toml"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database schema (alembic upgrade head)."""
+    from app.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    console.print(f"database ready: {url}", highlight=False)
+
+
+@app.command("build-tiny")
+def build_tiny(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the models exist.")] = False,
+) -> None:
+    """Build the tiny offline FLUX pipelines (demo and tests) into the models folder."""
+    _offline_defaults()
+    from app.worker.tiny import build_tiny_models
+
+    built = build_tiny_models(get_settings().models_dir, force=force)
+    for name, path in built.items():
+        console.print(f"{name}: {path}", highlight=False)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Benchmark config (TOML).")],
+    work: Annotated[
+        bool, typer.Option(help="Execute the jobs now (--no-work only queues them).")
+    ] = True,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Give failed variants and jobs another try.")
+    ] = False,
+) -> None:
+    """Queue a benchmark's jobs (variant x prompt x seed) and execute them. Resumes a rerun."""
+    run_id = _enqueue(config)
+    if work:
+        _work(run_id, retry_failed=retry_failed)
+
+
+@app.command()
+def worker(
+    run_id: Annotated[int | None, typer.Option("--run", help="Only this run's jobs.")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Give failed variants and jobs another try.")
+    ] = False,
+) -> None:
+    """Execute pending jobs of any run (or of one run)."""
+    _work(run_id, retry_failed=retry_failed)
+
+
+@app.command()
+def runs() -> None:
+    """List the runs in the database with their progress."""
+    from sqlalchemy import func, select
+
+    from app.db import get_engine, session_scope
+    from app.models import Job, JobStatus, Run
+
+    table = Table("id", "name", "status", "device", "jobs done", "created")
+    with session_scope(get_engine()) as session:
+        for run_row in session.scalars(select(Run).order_by(Run.id)):
+            done = session.scalar(
+                select(func.count()).where(Job.run_id == run_row.id, Job.status == JobStatus.done)
+            )
+            total = session.scalar(select(func.count()).where(Job.run_id == run_row.id))
+            table.add_row(
+                str(run_row.id),
+                run_row.name,
+                run_row.status.value,
+                run_row.device,
+                f"{done}/{total}",
+                f"{run_row.created_at:%Y-%m-%d %H:%M}",
+            )
+    console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: settings.host")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: settings.port")] = None,
+) -> None:
+    """Serve the web app."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "app.web.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the result when done.")
+    ] = True,
+) -> None:
+    """init + build-tiny + run configs/demo.toml on the CPU + serve. Reuses finished images."""
+    init()
+    build_tiny()
+    run(DEMO_CONFIG, work=True, retry_failed=False)
+    if serve_after:
+        settings = get_settings()
+        console.print(f"serving on http://{settings.host}:{settings.port}", highlight=False)
+        serve()
+
+
+def _offline_defaults() -> None:
+    # The default paths never download anything: tiny models are built locally.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _enqueue(config: Path) -> int:
+    from app.benchmark import load_benchmark
+    from app.db import get_engine
+    from app.prompts import load_prompts
+
+    try:
+        bench = load_benchmark(config)
+        prompts = load_prompts(bench.prompts_path, limit=bench.prompt_limit)
+    except InputFileError as err:
+        raise _fail(str(err)) from None
+    if bench.device == "cpu" or all(v.model.startswith("tiny:") for v in bench.variants):
+        _offline_defaults()
+    from app.worker.runner import enqueue_run
+
+    run_id = enqueue_run(get_engine(), bench, prompts)
+    jobs = len(bench.variants) * len(prompts) * len(bench.seeds)
+    console.print(
+        f"run {run_id} [bold]{bench.name}[/]: {len(bench.variants)} variants x "
+        f"{len(prompts)} prompts x {len(bench.seeds)} seeds = {jobs} jobs",
+        highlight=False,
+    )
+    return run_id
+
+
+def _work(run_id: int | None, *, retry_failed: bool) -> None:
+    from app.db import get_engine
+    from app.worker.pipelines import set_cpu_threads
+    from app.worker.runner import Worker
+
+    settings = get_settings()
+    set_cpu_threads(settings.cpu_threads)
+    worker_ = Worker(
+        get_engine(),
+        media_dir=settings.media_dir,
+        models_dir=settings.models_dir,
+        lease_s=settings.worker_lease_s,
+    )
+    report = worker_.work(run_id, retry_failed=retry_failed)
+    console.print(
+        f"generated {report.generated} images; variants done: "
+        f"{', '.join(report.variants_done) or '-'}",
+        highlight=False,
+    )
+    for name, reason in report.variants_failed.items():
+        err_console.print(f"[yellow]variant {name} failed:[/] {reason}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,227 @@
+"""The schema, as SQLAlchemy 2.0 typed models. Alembic migrations (migrations/) create it.
+
+A Run is one execution of a benchmark config. It owns copies of its prompts and the resolved
+settings of its variants, so a run stays readable after the config or prompt file changes.
+Jobs are the (variant, prompt, seed) units of work; a done job has exactly one Generation.
+Column names carry units (`latency_s`, `peak_mem_gb`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class VariantStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class JobStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings (no native enum type) so adding a value is a trivial migration.
+    return Enum(cls, name=name, native_enum=False, length=16, validate_strings=True)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("name", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Hash of the resolved config: rerunning the same config resumes this run.
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    config_path: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prompt_set: Mapped[str] = mapped_column(String(255))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(16))
+    hardware: Mapped[str] = mapped_column(String(255))
+    usd_per_hour: Mapped[float] = mapped_column(Float)
+    warmup: Mapped[int] = mapped_column(Integer)
+    repeats: Mapped[int] = mapped_column(Integer)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    # GPU/CPU name, driver, CUDA, torch/diffusers versions, threads — of the last worker.
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="run", order_by="Variant.position", cascade="all, delete-orphan"
+    )
+    prompts: Mapped[list[Prompt]] = relationship(
+        back_populates="run", order_by="Prompt.position", cascade="all, delete-orphan"
+    )
+
+
+class Variant(Base):
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    # The variant it inherits from; speed-up and quality are measured against it.
+    reference_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
+    # The full resolved settings (app.benchmark.Variant as JSON).
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[VariantStatus] = mapped_column(_enum(VariantStatus, "variant_status"))
+    error: Mapped[str | None] = mapped_column(Text)
+    load_s: Mapped[float | None] = mapped_column(Float)
+    # The first call after loading: compilation, autotuning, lazy init. Kept out of latency.
+    compile_s: Mapped[float | None] = mapped_column(Float)
+    peak_mem_gb: Mapped[float | None] = mapped_column(Float)
+    # "cuda_max_memory_allocated" or "process_peak_rss": the two are not comparable.
+    peak_mem_kind: Mapped[str | None] = mapped_column(String(32))
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    run: Mapped[Run] = relationship(back_populates="variants")
+    reference: Mapped[Variant | None] = relationship(remote_side=[id])
+    timings: Mapped[list[TimingSummary]] = relationship(
+        back_populates="variant", cascade="all, delete-orphan"
+    )
+
+    def timing(self, kind: str) -> TimingSummary | None:
+        return next((t for t in self.timings if t.kind == kind), None)
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    challenge: Mapped[str] = mapped_column(String(64), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    run: Mapped[Run] = relationship(back_populates="prompts")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("variant_id", "prompt_id", "seed"),
+        Index("ix_jobs_variant_status", "variant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # "host:pid" of the worker that claimed it, so a dead worker's jobs can be taken again.
+    worker: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    variant: Mapped[Variant] = relationship()
+    prompt: Mapped[Prompt] = relationship()
+    generation: Mapped[Generation | None] = relationship(back_populates="job")
+
+
+class Generation(Base):
+    """One image and everything needed to reproduce it."""
+
+    __tablename__ = "generations"
+    __table_args__ = (Index("ix_generations_variant_prompt", "variant_id", "prompt_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    # Paths relative to the media folder.
+    image_path: Mapped[str] = mapped_column(String(512))
+    thumb_path: Mapped[str] = mapped_column(String(512))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(255))
+    steps: Mapped[int] = mapped_column(Integer)
+    guidance: Mapped[float] = mapped_column(Float)
+    max_sequence_length: Mapped[int] = mapped_column(Integer)
+    dtype: Mapped[str] = mapped_column(String(16))
+    lora: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    optimizations: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The pipeline call alone, with device synchronization; not image encoding or I/O.
+    latency_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="generation")
+    variant: Mapped[Variant] = relationship()
+    prompt: Mapped[Prompt] = relationship()
+
+
+class TimingSummary(Base):
+    """Latency statistics of one variant.
+
+    kind "steady_state": `repeats` timed calls on one prompt after `warmup` untimed ones.
+    kind "per_image": the latencies of the benchmark's generations.
+    """
+
+    __tablename__ = "timing_summaries"
+    __table_args__ = (UniqueConstraint("variant_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(Integer)
+    warmup: Mapped[int] = mapped_column(Integer)
+    latency_median_s: Mapped[float] = mapped_column(Float)
+    latency_p10_s: Mapped[float] = mapped_column(Float)
+    latency_p90_s: Mapped[float] = mapped_column(Float)
+    latency_mean_s: Mapped[float] = mapped_column(Float)
+    latency_min_s: Mapped[float] = mapped_column(Float)
+    latency_max_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    variant: Mapped[Variant] = relationship(back_populates="timings")
