@@ -31,3 +31,16 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny offline FLUX pipelines, built once per test session."""
+    import torch
+
+    from app.worker.tiny import build_tiny_models
+
+    torch.set_num_threads(2)
+    models = tmp_path_factory.mktemp("models")
+    build_tiny_models(models)
+    return models

@@ -1,0 +1,109 @@
+"""How much time does the worker add per image, over a bare loop of pipeline calls?
+
+Both sides run in this one process on the same tiny FLUX pipeline settings (the demo's
+`schnell` variant: 256x256, 4 steps, CPU), over the same prompts, interleaved round by round
+so that machine noise hits both alike:
+
+- bare:   N calls of `pipelines.generate(...)`, nothing else;
+- worker: `Worker.work()` on a fresh run of N jobs (claim, generate, PNG + WebP, commit).
+          Its per-image time is the whole `work()` wall time minus the variant's load time,
+          first call and steady-state calls (all recorded by the worker itself), divided by N.
+          Everything else the worker does (claims, image encoding, commits, bookkeeping)
+          counts as overhead, so the figure is an upper bound.
+
+    python benchmarks/harness_overhead.py [--prompts 64] [--rounds 3]
+
+Prints a Markdown table for docs/benchmarks.md. Goal: worker overhead <= 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from sqlalchemy import select  # noqa: E402
+
+from app.benchmark import load_benchmark  # noqa: E402
+from app.db import make_engine, session_scope  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from app.models import Variant  # noqa: E402
+from app.prompts import load_prompts  # noqa: E402
+from app.worker import pipelines  # noqa: E402
+from app.worker.runner import Worker, enqueue_run  # noqa: E402
+from app.worker.tiny import build_tiny_models  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    pipelines.set_cpu_threads(args.threads)
+
+    work = Path(tempfile.mkdtemp(prefix="harness-overhead-"))
+    models = ROOT / "models"
+    build_tiny_models(models)
+    demo = load_benchmark(ROOT / "configs" / "demo.toml")
+    spec = demo.variant("schnell")
+    prompts = load_prompts(demo.prompts_path, limit=args.prompts)
+    config = work / "bench.toml"
+    config.write_text(
+        f'name = "overhead"\nprompts = "{demo.prompts_path}"\nprompt_limit = {args.prompts}\n'
+        f"seeds = [0]\nwidth = {demo.width}\nheight = {demo.height}\ndevice = \"cpu\"\n"
+        f'hardware = "x"\nusd_per_hour = 1.0\nwarmup = 0\nrepeats = 1\n\n'
+        f'[[variants]]\nname = "schnell"\nmodel = "{spec.model}"\nsteps = {spec.steps}\n'
+        f"guidance = {spec.guidance}\nmax_sequence_length = {spec.max_sequence_length}\n"
+        f'dtype = "{spec.dtype}"\n'
+    )
+
+    pipe = pipelines.load_pipeline(spec, device="cpu", models_dir=models, config_dir=ROOT)
+    pipelines.generate(pipe, spec, prompt="warm-up", seed=0, width=demo.width, height=demo.height)
+
+    bare_s: list[float] = []
+    worker_s: list[float] = []
+    for round_ in range(args.rounds):
+        start = time.perf_counter()
+        for row in prompts:
+            pipelines.generate(
+                pipe, spec, prompt=row.text, seed=0, width=demo.width, height=demo.height
+            )
+        bare_s.append((time.perf_counter() - start) / len(prompts))
+
+        url = f"sqlite:///{work / f'round{round_}.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        bench = load_benchmark(config)
+        run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path, limit=args.prompts))
+        worker = Worker(engine, media_dir=work / f"media{round_}", models_dir=models,
+                        show_progress=False)
+        start = time.perf_counter()
+        worker.work(run_id)
+        wall = time.perf_counter() - start
+        with session_scope(engine) as session:
+            variant = session.scalars(select(Variant)).one()
+            steady = variant.timing("steady_state")
+            assert steady is not None and variant.load_s and variant.compile_s
+            fixed = variant.load_s + variant.compile_s + steady.latency_median_s * steady.n
+        worker_s.append((wall - fixed) / len(prompts))
+        engine.dispose()
+
+    bare, worker_ = statistics.median(bare_s), statistics.median(worker_s)
+    print(f"rounds: {args.rounds}, prompts per round: {len(prompts)}, threads: {args.threads}")
+    print("| loop | per image (median of rounds) | all rounds |")
+    print("|---|---|---|")
+    print(f"| bare `pipe(...)` | {bare * 1000:.1f} ms | {', '.join(f'{x*1000:.1f}' for x in bare_s)} |")
+    print(f"| worker | {worker_ * 1000:.1f} ms | {', '.join(f'{x*1000:.1f}' for x in worker_s)} |")
+    print(f"\nworker overhead: {100 * (worker_ / bare - 1):+.1f}% (goal: at most +5%)")
+
+
+if __name__ == "__main__":
+    main()
