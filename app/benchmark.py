@@ -285,6 +285,12 @@ def _check_variant(path: Path, text: str, index: int, variant: Variant, device: 
         local = (path.parent / variant.lora.path).resolve()
         if not local.exists():
             fail("lora", f"LoRA file not found: {local}")
+    if variant.fuse_qkv and variant.lora is not None and not variant.lora.fuse:
+        # Fusing the projections copies the base weights and would drop an unfused LoRA.
+        fail("fuse_qkv", "fuse_qkv needs the LoRA fused (lora.fuse = true)")
+    if variant.cache is not None and variant.compile is not None and variant.compile.fullgraph:
+        # The cache decides per step whether to run the blocks: a graph break by design.
+        fail("cache", "the first-block cache cannot be compiled with fullgraph = true")
     if device == "cpu" and variant.dtype == "float16":
         fail("dtype", "float16 is not supported on the CPU; use float32 or bfloat16")
     if variant.compile is not None and variant.compile.backend == "onediff" and device == "cpu":
@@ -295,10 +301,10 @@ def _looks_local(ref: str) -> bool:
     return ref.startswith(("/", "./", "../", "~"))
 
 
-def resolve_local(config_path: Path, ref: str) -> str:
-    """A local model/LoRA path relative to the config file; Hub ids and tiny: refs unchanged."""
+def resolve_local(config_dir: Path, ref: str) -> str:
+    """A local model/LoRA path relative to the config's folder; Hub ids and tiny: refs unchanged."""
     if _looks_local(ref):
-        return str((config_path.parent / Path(ref).expanduser()).resolve())
+        return str((config_dir / Path(ref).expanduser()).resolve())
     return ref
 
 

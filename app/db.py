@@ -1,4 +1,7 @@
-"""Engine and session factory. SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+"""Engine and session factory.
+
+SQLite gets WAL, a busy timeout and foreign keys on every connection.
+"""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    pass
 
 
 class RunStatus(enum.StrEnum):

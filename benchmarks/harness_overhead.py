@@ -27,16 +27,16 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import select
 
-from app.benchmark import load_benchmark  # noqa: E402
-from app.db import make_engine, session_scope  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
-from app.models import Variant  # noqa: E402
-from app.prompts import load_prompts  # noqa: E402
-from app.worker import pipelines  # noqa: E402
-from app.worker.runner import Worker, enqueue_run  # noqa: E402
-from app.worker.tiny import build_tiny_models  # noqa: E402
+from app.benchmark import load_benchmark
+from app.db import make_engine, session_scope
+from app.migrate import upgrade
+from app.models import Variant
+from app.prompts import load_prompts
+from app.worker import pipelines
+from app.worker.runner import Worker, enqueue_run
+from app.worker.tiny import build_tiny_models
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def main() -> None:
     config = work / "bench.toml"
     config.write_text(
         f'name = "overhead"\nprompts = "{demo.prompts_path}"\nprompt_limit = {args.prompts}\n'
-        f"seeds = [0]\nwidth = {demo.width}\nheight = {demo.height}\ndevice = \"cpu\"\n"
+        f'seeds = [0]\nwidth = {demo.width}\nheight = {demo.height}\ndevice = "cpu"\n'
         f'hardware = "x"\nusd_per_hour = 1.0\nwarmup = 0\nrepeats = 1\n\n'
         f'[[variants]]\nname = "schnell"\nmodel = "{spec.model}"\nsteps = {spec.steps}\n'
         f"guidance = {spec.guidance}\nmax_sequence_length = {spec.max_sequence_length}\n"
@@ -83,8 +83,9 @@ def main() -> None:
         engine = make_engine(url)
         bench = load_benchmark(config)
         run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path, limit=args.prompts))
-        worker = Worker(engine, media_dir=work / f"media{round_}", models_dir=models,
-                        show_progress=False)
+        worker = Worker(
+            engine, media_dir=work / f"media{round_}", models_dir=models, show_progress=False
+        )
         start = time.perf_counter()
         worker.work(run_id)
         wall = time.perf_counter() - start
@@ -98,10 +99,12 @@ def main() -> None:
 
     bare, worker_ = statistics.median(bare_s), statistics.median(worker_s)
     print(f"rounds: {args.rounds}, prompts per round: {len(prompts)}, threads: {args.threads}")
-    print("| loop | per image (median of rounds) | all rounds |")
+    print("| loop | per image (median of rounds) | all rounds, ms |")
     print("|---|---|---|")
-    print(f"| bare `pipe(...)` | {bare * 1000:.1f} ms | {', '.join(f'{x*1000:.1f}' for x in bare_s)} |")
-    print(f"| worker | {worker_ * 1000:.1f} ms | {', '.join(f'{x*1000:.1f}' for x in worker_s)} |")
+    rows = (("bare `pipe(...)`", bare, bare_s), ("worker", worker_, worker_s))
+    for label, value, samples in rows:
+        rounds = ", ".join(f"{x * 1000:.1f}" for x in samples)
+        print(f"| {label} | {value * 1000:.1f} ms | {rounds} |")
     print(f"\nworker overhead: {100 * (worker_ / bare - 1):+.1f}% (goal: at most +5%)")
 
 

@@ -150,3 +150,22 @@ def test_benchmark_duplicate_variant_names(tmp_path: Path) -> None:
     text = DEMO.replace('name = "dev-fast"', 'name = "dev"')
     with pytest.raises(InputFileError, match="repeated: dev"):
         load_benchmark(write(tmp_path, text))
+
+
+def test_benchmark_fuse_qkv_with_unfused_lora_is_an_error(tmp_path: Path) -> None:
+    text = DEMO.replace(
+        "scale = 1.0, fuse = true }", "scale = 1.0, fuse = false }\nfuse_qkv = true"
+    )
+    with pytest.raises(InputFileError, match="fuse_qkv needs the LoRA fused") as info:
+        load_benchmark(write(tmp_path, text))
+    assert info.value.key == "variants[3].fuse_qkv"
+
+
+def test_benchmark_cache_with_fullgraph_compile_is_an_error(tmp_path: Path) -> None:
+    text = DEMO.replace(
+        'compile = { backend = "torch", mode = "default" }\n',
+        'compile = { backend = "torch", mode = "default", fullgraph = true }\n',
+    )
+    with pytest.raises(InputFileError, match="fullgraph") as info:
+        load_benchmark(write(tmp_path, text))
+    assert info.value.key == "variants[4].cache"

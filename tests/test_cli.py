@@ -39,7 +39,10 @@ def write_config(tmp_path: Path, text: str, prompts: str | None = None) -> Path:
     ("edit", "expected"),
     [
         (("steps = 4\n", "steps = 4\nstepz = 3\n"), ":26: variants[0].stepz: unknown key"),
-        (('base = "dev"\nsteps = 8', 'base = "nope"\nsteps = 8'), ": variants[3].base: unknown base"),
+        (
+            ('base = "dev"\nsteps = 8', 'base = "nope"\nsteps = 8'),
+            ": variants[3].base: unknown base",
+        ),
         (('prompts = "p.tsv"', 'prompts = "gone.tsv"'), ":11: prompts: prompt file not found"),
         (("steps = 4\n", "steps = 0\n"), ":25: variants[0].steps: Input should be greater"),
     ],

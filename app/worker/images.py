@@ -1,4 +1,4 @@
-"""Writing images so that nothing is ever half-written: temp file in the same folder, then rename."""
+"""Writing images so that nothing is ever half-written: a temp file beside it, then a rename."""
 
 from __future__ import annotations
 

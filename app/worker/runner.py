@@ -13,12 +13,11 @@ steady-state series times it on one prompt (warm-up calls, then `repeats` timed 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from PIL import Image
@@ -26,6 +25,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -91,8 +91,7 @@ def enqueue_run(engine: Engine, bench: bm.Benchmark, prompts: list[PromptRow]) -
 
 
 def bm_fingerprint(bench: bm.Benchmark, prompts: list[PromptRow]) -> str:
-    import hashlib
-
+    """The config's fingerprint extended with the prompts themselves (the file may change)."""
     digest = hashlib.sha256(bench.fingerprint().encode())
     for row in prompts:
         digest.update(f"{row.text}\t{row.category}\t{row.challenge}\n".encode())
@@ -183,6 +182,8 @@ def reclaim_stale_jobs(engine: Engine, lease_s: float) -> int:
             worker_host, _, pid = (worker or "").rpartition(":")
             if worker_host == host and pid.isdigit():
                 dead = not _pid_alive(int(pid))
+            elif claimed_at is None:
+                dead = True
             else:
                 claimed = claimed_at if claimed_at.tzinfo else claimed_at.replace(tzinfo=UTC)
                 dead = claimed < cutoff
@@ -300,7 +301,7 @@ class Worker:
             ).first()
             row.status = VariantStatus.running
             run.status = RunStatus.running
-        task = self.progress.add_task(spec.name, total=total, completed=done, status="loading")
+        task = self.progress.add_task(spec.name, total=total, completed=done or 0, status="loading")
         try:
             self._run_variant(
                 variant_id,
@@ -330,7 +331,7 @@ class Worker:
         size: tuple[int, int],
         config_dir: Path,
         series: tuple[str, int, int, int],
-        task: int,
+        task: TaskID,
         report: WorkerReport,
     ) -> None:
         width, height = size
@@ -380,7 +381,6 @@ class Worker:
             timed(lambda: call(series_prompt, series_seed), device)[1] for _ in range(repeats)
         ]
         peak_gb, peak_kind = peak_memory_gb(device)
-        del pipe
         self._finish_variant(variant_id, LatencyStats.of(samples), warmup, peak_gb, peak_kind)
 
     # -- database steps, each one short transaction -----------------------------------------
@@ -540,11 +540,3 @@ def _reason(err: BaseException) -> str:
     text = " ".join(str(err).split())
     name = type(err).__name__
     return f"{name}: {text}"[:500] if text else name
-
-
-@contextmanager
-def _noop() -> Iterator[None]:
-    yield
-
-
-_ = datetime  # re-exported type used in annotations of callers

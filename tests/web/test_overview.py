@@ -83,7 +83,10 @@ def seeded(engine: Engine, tmp_path: Path) -> dict[str, int]:
         base.timings.append(_timing(1.0))
         fast.timings.append(_timing(0.25))
         prompt = Prompt(
-            position=0, text="<script>alert(1)</script> a cat", category="Animals", challenge="Basic"
+            position=0,
+            text="<script>alert(1)</script> a cat",
+            category="Animals",
+            challenge="Basic",
         )
         run.prompts.append(prompt)
         session.flush()
@@ -98,7 +101,9 @@ def seeded(engine: Engine, tmp_path: Path) -> dict[str, int]:
             )
             session.add(job)
             session.flush()
-            stored = store_image(Image.new("RGB", (64, 64), "red"), media, f"runs/1/{variant.name}/{job.id}")
+            stored = store_image(
+                Image.new("RGB", (64, 64), "red"), media, f"runs/1/{variant.name}/{job.id}"
+            )
             session.add(
                 Generation(
                     job_id=job.id,

@@ -118,7 +118,9 @@ def test_runner_run_completes_with_images_and_timings(
             per_image = variant.timing("per_image")
             assert per_image is not None and per_image.n == 6
         turbo = session.scalars(select(Variant).where(Variant.name == "dev-turbo")).one()
-        lora_gen = session.scalars(select(Generation).where(Generation.variant_id == turbo.id)).first()
+        lora_gen = session.scalars(
+            select(Generation).where(Generation.variant_id == turbo.id)
+        ).first()
         assert lora_gen is not None and lora_gen.lora is not None
         assert lora_gen.lora["path"] == "tiny:turbo-lora"
 
@@ -160,8 +162,12 @@ def test_runner_same_seed_gives_pixel_identical_images(tmp_path: Path, tiny_mode
         with session_scope(engine) as session:
             hashes.append(
                 session.execute(
-                    select(Generation.variant_id, Generation.prompt_id, Generation.seed, Generation.image_sha256)
-                    .order_by(Generation.job_id)
+                    select(
+                        Generation.variant_id,
+                        Generation.prompt_id,
+                        Generation.seed,
+                        Generation.image_sha256,
+                    ).order_by(Generation.job_id)
                 ).all()
             )
         engine.dispose()
@@ -289,7 +295,9 @@ def test_runner_sigkill_then_rerun_completes_exactly_once(
 
 
 @pytest.mark.parametrize("alive", [False, True])
-def test_runner_orphan_temp_files_removed_only_for_dead_writers(tmp_path: Path, alive: bool) -> None:
+def test_runner_orphan_temp_files_removed_only_for_dead_writers(
+    tmp_path: Path, alive: bool
+) -> None:
     from app.worker.images import remove_orphan_temp_files
 
     orphan = tmp_path / "runs" / "1" / "v" / "3.png.tmp-4242"

@@ -1,0 +1,1 @@
+"""The worker: builds diffusers pipelines from variants, generates and times images."""
