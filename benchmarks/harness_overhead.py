@@ -1,8 +1,8 @@
 """How much time does the worker add per image, over a bare loop of pipeline calls?
 
-Both sides run in this one process on the same tiny FLUX pipeline settings (the demo's
-`schnell` variant: 256x256, 4 steps, CPU), over the same prompts, interleaved round by round
-so that machine noise hits both alike:
+Both sides run in this one process on the same tiny FLUX pipeline settings (a variant of
+configs/demo.toml, `schnell` by default: 256x256, 4 steps, CPU), over the same prompts,
+interleaved round by round so that machine noise hits both alike:
 
 - bare:   N calls of `pipelines.generate(...)`, nothing else;
 - worker: `Worker.work()` on a fresh run of N jobs (claim, generate, PNG + WebP, commit).
@@ -11,7 +11,7 @@ so that machine noise hits both alike:
           Everything else the worker does (claims, image encoding, commits, bookkeeping)
           counts as overhead, so the figure is an upper bound.
 
-    python benchmarks/harness_overhead.py [--prompts 64] [--rounds 3]
+    python benchmarks/harness_overhead.py [--variant schnell] [--prompts 64] [--rounds 3]
 
 Prints a Markdown table for docs/benchmarks.md. Goal: worker overhead <= 5%.
 """
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", default="schnell", help="a variant of configs/demo.toml")
     args = parser.parse_args()
     pipelines.set_cpu_threads(args.threads)
 
@@ -53,14 +54,14 @@ def main() -> None:
     models = ROOT / "models"
     build_tiny_models(models)
     demo = load_benchmark(ROOT / "configs" / "demo.toml")
-    spec = demo.variant("schnell")
+    spec = demo.variant(args.variant)
     prompts = load_prompts(demo.prompts_path, limit=args.prompts)
     config = work / "bench.toml"
     config.write_text(
         f'name = "overhead"\nprompts = "{demo.prompts_path}"\nprompt_limit = {args.prompts}\n'
         f'seeds = [0]\nwidth = {demo.width}\nheight = {demo.height}\ndevice = "cpu"\n'
         f'hardware = "x"\nusd_per_hour = 1.0\nwarmup = 0\nrepeats = 1\n\n'
-        f'[[variants]]\nname = "schnell"\nmodel = "{spec.model}"\nsteps = {spec.steps}\n'
+        f'[[variants]]\nname = "{spec.name}"\nmodel = "{spec.model}"\nsteps = {spec.steps}\n'
         f"guidance = {spec.guidance}\nmax_sequence_length = {spec.max_sequence_length}\n"
         f'dtype = "{spec.dtype}"\n'
     )
@@ -98,7 +99,10 @@ def main() -> None:
         engine.dispose()
 
     bare, worker_ = statistics.median(bare_s), statistics.median(worker_s)
-    print(f"rounds: {args.rounds}, prompts per round: {len(prompts)}, threads: {args.threads}")
+    print(
+        f"variant: {spec.name} ({spec.steps} steps, {demo.width}x{demo.height}), "
+        f"rounds: {args.rounds}, prompts per round: {len(prompts)}, threads: {args.threads}"
+    )
     print("| loop | per image (median of rounds) | all rounds, ms |")
     print("|---|---|---|")
     rows = (("bare `pipe(...)`", bare, bare_s), ("worker", worker_, worker_s))

@@ -16,9 +16,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image
 from rich.progress import (
@@ -30,7 +33,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -205,6 +208,13 @@ class WorkerReport:
     variants_failed: dict[str, str] = field(default_factory=dict)
 
 
+class Claim(NamedTuple):
+    job_id: int
+    run_id: int
+    prompt_id: int
+    seed: int
+
+
 class Worker:
     """Executes pending jobs, one variant at a time. Construct, then call `work()`."""
 
@@ -293,9 +303,16 @@ class Worker:
                     Job.variant_id == variant_id, Job.status == JobStatus.done
                 )
             )
-            first_prompt = session.scalars(
-                select(Prompt.text).where(Prompt.run_id == run.id).order_by(Prompt.position)
-            ).first()
+            # Result objects have .keys(), so dict(result) would treat them as a mapping.
+            prompt_texts = {
+                prompt_id: text
+                for prompt_id, text in session.execute(
+                    select(Prompt.id, Prompt.text)
+                    .where(Prompt.run_id == run.id)
+                    .order_by(Prompt.position)
+                )
+            }
+            first_prompt = next(iter(prompt_texts.values()), "")
             first_seed = session.scalars(
                 select(Job.seed).where(Job.variant_id == variant_id).order_by(Job.id)
             ).first()
@@ -309,7 +326,8 @@ class Worker:
                 device=device,
                 size=(width, height),
                 config_dir=config_dir,
-                series=(first_prompt or "", first_seed or 0, warmup, repeats),
+                series=(first_prompt, first_seed or 0, warmup, repeats),
+                prompt_texts=prompt_texts,
                 task=task,
                 report=report,
             )
@@ -331,6 +349,7 @@ class Worker:
         size: tuple[int, int],
         config_dir: Path,
         series: tuple[str, int, int, int],
+        prompt_texts: dict[int, str],
         task: TaskID,
         report: WorkerReport,
     ) -> None:
@@ -360,18 +379,46 @@ class Worker:
             row.environment = capture_environment(device) | {"dtype": spec.dtype}
             session.get_one(Run, row.run_id).environment = row.environment
 
-        # 3. One image per pending job.
+        # 3. One image per pending job. Encoding and storing an image runs on a writer thread
+        # while the next image is generated: on a GPU the CPU would otherwise sit idle during
+        # generation and then encode a 1024x1024 PNG serially (the encoders release the GIL).
+        # On a 2-core CPU both compete for the same cores, so there it neither helps nor hurts
+        # (docs/benchmarks.md). A job is done only once its writer has committed it; a killed
+        # worker leaves it `running`, to be taken again.
         self.progress.update(task, status="generating")
-        while (job := self._claim(variant_id)) is not None:
-            job_id, prompt, seed = job
+        in_flight: deque[tuple[int, Future[None]]] = deque()
+
+        def collect(keep: int) -> None:
+            while len(in_flight) > keep:
+                job_id, stored = in_flight.popleft()
+                try:
+                    stored.result()
+                except BaseException:
+                    self._release(job_id)
+                    raise
+                report.generated += 1
+                self.progress.advance(task)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-writer") as writer:
             try:
-                image, latency_s = timed(lambda: call(prompt, seed), device)  # noqa: B023
-                self._store(job_id, variant_id, spec, image, latency_s, seed)
-            except BaseException:
-                self._release(job_id)
-                raise
-            report.generated += 1
-            self.progress.advance(task)
+                while (claim := self._claim(variant_id)) is not None:
+                    prompt = prompt_texts[claim.prompt_id]
+                    try:
+                        image, latency_s = timed(
+                            lambda: call(prompt, claim.seed),  # noqa: B023
+                            device,
+                        )
+                    except BaseException:
+                        self._release(claim.job_id)
+                        raise
+                    stored = writer.submit(self._store, claim, variant_id, spec, image, latency_s)
+                    in_flight.append((claim.job_id, stored))
+                    # At most two images wait for the writer: bounded memory, and a failing
+                    # disk stops the variant within two images.
+                    collect(keep=2)
+            finally:
+                # Whatever happened, finish (or release) the images already generated.
+                collect(keep=0)
 
         # 4. Steady state: warm-up calls, then timed repeats of one prompt.
         self.progress.update(task, status="steady-state timing")
@@ -385,31 +432,32 @@ class Worker:
 
     # -- database steps, each one short transaction -----------------------------------------
 
-    def _claim(self, variant_id: int) -> tuple[int, str, int] | None:
+    def _claim(self, variant_id: int) -> Claim | None:
+        """Take the next pending job of the variant: one conditional UPDATE, so two workers
+        never take the same job (the loser's UPDATE matches no row and it looks again)."""
         while True:
-            with session_scope(self.engine) as session:
-                candidate = session.execute(
-                    select(Job.id, Prompt.text, Job.seed)
-                    .join(Prompt, Prompt.id == Job.prompt_id)
+            with self.engine.begin() as conn:
+                job_id = conn.scalar(
+                    select(Job.id)
                     .where(Job.variant_id == variant_id, Job.status == JobStatus.pending)
                     .order_by(Job.id)
                     .limit(1)
-                ).first()
-                if candidate is None:
+                )
+                if job_id is None:
                     return None
-                claimed = session.execute(
+                claimed = conn.execute(
                     update(Job)
-                    .where(Job.id == candidate.id, Job.status == JobStatus.pending)
+                    .where(Job.id == job_id, Job.status == JobStatus.pending)
                     .values(
                         status=JobStatus.running,
                         worker=self.worker_id,
                         claimed_at=utcnow(),
                         attempts=Job.attempts + 1,
                     )
-                )
-                if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                    return candidate.id, candidate.text, candidate.seed
-            # Another worker took it first: look for the next one.
+                    .returning(Job.run_id, Job.prompt_id, Job.seed)
+                ).first()
+                if claimed is not None:
+                    return Claim(job_id, claimed.run_id, claimed.prompt_id, claimed.seed)
 
     def _release(self, job_id: int) -> None:
         with session_scope(self.engine) as session:
@@ -420,25 +468,20 @@ class Worker:
             )
 
     def _store(
-        self,
-        job_id: int,
-        variant_id: int,
-        spec: bm.Variant,
-        image: Image.Image,
-        latency_s: float,
-        seed: int,
+        self, claim: Claim, variant_id: int, spec: bm.Variant, image: Image.Image, latency_s: float
     ) -> None:
-        with session_scope(self.engine) as session:
-            job = session.get_one(Job, job_id)
-            stem = f"runs/{job.run_id}/{spec.name}/{job_id}"
-            stored = store_image(image, self.media_dir, stem)
-            session.add(
-                Generation(
-                    job_id=job_id,
-                    run_id=job.run_id,
+        """Write the image files, then record the result and mark the job done in one
+        transaction (Core statements: this runs once per image, beside the generation)."""
+        stem = f"runs/{claim.run_id}/{spec.name}/{claim.job_id}"
+        stored = store_image(image, self.media_dir, stem)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(Generation).values(
+                    job_id=claim.job_id,
+                    run_id=claim.run_id,
                     variant_id=variant_id,
-                    prompt_id=job.prompt_id,
-                    seed=seed,
+                    prompt_id=claim.prompt_id,
+                    seed=claim.seed,
                     image_path=stored.image_path,
                     thumb_path=stored.thumb_path,
                     image_sha256=stored.sha256,
@@ -452,11 +495,14 @@ class Worker:
                     lora=spec.lora.model_dump() if spec.lora else None,
                     optimizations=spec.optimizations,
                     latency_s=latency_s,
+                    created_at=utcnow(),
                 )
             )
-            job.status = JobStatus.done
-            job.error = None
-            job.finished_at = utcnow()
+            conn.execute(
+                update(Job)
+                .where(Job.id == claim.job_id)
+                .values(status=JobStatus.done, error=None, finished_at=utcnow())
+            )
 
     def _finish_variant(
         self,
