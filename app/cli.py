@@ -37,11 +37,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def init() -> None:
     """Create or upgrade the database schema (alembic upgrade head)."""
+    url = _migrate()
+    console.print(f"database ready: {url}", highlight=False)
+
+
+def _migrate() -> str:
+    """`alembic upgrade head`: a no-op on an up-to-date database, so `run`, `worker` and
+    `serve` call it too, and a first `run` on a new machine needs no separate `init`."""
     from app.migrate import upgrade
 
     url = get_settings().database_url
     upgrade(url)
-    console.print(f"database ready: {url}", highlight=False)
+    return url
 
 
 @app.command("build-tiny")
@@ -81,6 +88,7 @@ def worker(
     ] = False,
 ) -> None:
     """Execute pending jobs of any run (or of one run)."""
+    _migrate()
     _work(run_id, retry_failed=retry_failed)
 
 
@@ -118,6 +126,7 @@ def serve(
     """Serve the web app."""
     import uvicorn
 
+    _migrate()
     settings = get_settings()
     uvicorn.run(
         "app.web.main:create_app",
@@ -159,6 +168,7 @@ def _enqueue(config: Path) -> int:
         prompts = load_prompts(bench.prompts_path, limit=bench.prompt_limit)
     except InputFileError as err:
         raise _fail(str(err)) from None
+    _migrate()
     if bench.device == "cpu" or all(v.model.startswith("tiny:") for v in bench.variants):
         _offline_defaults()
     from app.worker.runner import enqueue_run

@@ -23,11 +23,10 @@ from transformers.utils import logging as transformers_logging
 from app.benchmark import Variant, resolve_local
 from app.worker import tiny
 
-# The worker draws its own progress bars; the libraries' per-load bars and per-prompt notices
-# (e.g. CLIP's 77-token truncation, expected with FLUX's long prompts) would bury them.
-diffusers_logging.set_verbosity_error()
+# The worker draws its own progress bars; the libraries' per-load bars would bury them.
+# (Their log level is set in app/worker/__init__.py, before they are imported: that also
+# hides per-prompt notices such as CLIP's 77-token truncation, expected with FLUX prompts.)
 diffusers_logging.disable_progress_bar()
-transformers_logging.set_verbosity_error()
 transformers_logging.disable_progress_bar()
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
