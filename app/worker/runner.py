@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -379,46 +377,21 @@ class Worker:
             row.environment = capture_environment(device) | {"dtype": spec.dtype}
             session.get_one(Run, row.run_id).environment = row.environment
 
-        # 3. One image per pending job. Encoding and storing an image runs on a writer thread
-        # while the next image is generated: on a GPU the CPU would otherwise sit idle during
-        # generation and then encode a 1024x1024 PNG serially (the encoders release the GIL).
-        # On a 2-core CPU both compete for the same cores, so there it neither helps nor hurts
-        # (docs/benchmarks.md). A job is done only once its writer has committed it; a killed
-        # worker leaves it `running`, to be taken again.
+        # 3. One image per pending job, stored before the next one starts. (A writer thread
+        # that encodes while the next image generates was tried: on the CPU it made the
+        # recorded latencies 40% slower than a bare loop's by competing for the cores, and
+        # the latency is this tool's product. docs/benchmarks.md has the figures.)
         self.progress.update(task, status="generating")
-        in_flight: deque[tuple[int, Future[None]]] = deque()
-
-        def collect(keep: int) -> None:
-            while len(in_flight) > keep:
-                job_id, stored = in_flight.popleft()
-                try:
-                    stored.result()
-                except BaseException:
-                    self._release(job_id)
-                    raise
-                report.generated += 1
-                self.progress.advance(task)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-writer") as writer:
+        while (claim := self._claim(variant_id)) is not None:
+            prompt = prompt_texts[claim.prompt_id]
             try:
-                while (claim := self._claim(variant_id)) is not None:
-                    prompt = prompt_texts[claim.prompt_id]
-                    try:
-                        image, latency_s = timed(
-                            lambda: call(prompt, claim.seed),  # noqa: B023
-                            device,
-                        )
-                    except BaseException:
-                        self._release(claim.job_id)
-                        raise
-                    stored = writer.submit(self._store, claim, variant_id, spec, image, latency_s)
-                    in_flight.append((claim.job_id, stored))
-                    # At most two images wait for the writer: bounded memory, and a failing
-                    # disk stops the variant within two images.
-                    collect(keep=2)
-            finally:
-                # Whatever happened, finish (or release) the images already generated.
-                collect(keep=0)
+                image, latency_s = timed(lambda: call(prompt, claim.seed), device)  # noqa: B023
+                self._store(claim, variant_id, spec, image, latency_s)
+            except BaseException:
+                self._release(claim.job_id)
+                raise
+            report.generated += 1
+            self.progress.advance(task)
 
         # 4. Steady state: warm-up calls, then timed repeats of one prompt.
         self.progress.update(task, status="steady-state timing")

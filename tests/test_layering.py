@@ -1,0 +1,26 @@
+"""DESIGN.md: the web tier never imports torch; the worker never imports FastAPI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def imported_after(module: str) -> set[str]:
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return {name.split(".")[0] for name in out.stdout.split()}
+
+
+def test_layering_web_does_not_import_torch() -> None:
+    modules = imported_after("app.web.main")
+    assert "fastapi" in modules
+    assert not {"torch", "diffusers", "transformers"} & modules
+
+
+def test_layering_worker_does_not_import_fastapi() -> None:
+    modules = imported_after("app.worker.runner")
+    assert "torch" in modules
+    assert not {"fastapi", "starlette", "uvicorn"} & modules
