@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -18,29 +19,40 @@ from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
 
 @dataclass(frozen=True)
 class VariantSummary:
+    """One variant of a run as the pages and the API show it. Costs at the run's price."""
+
     id: int
     name: str
+    description: str
     status: str
     error: str | None
     reference: str | None
     steps: int
+    config: dict[str, Any]
     latency_median_s: float | None
+    latency_p10_s: float | None
     latency_p90_s: float | None
     latency_kind: str | None
     speedup: float | None
+    usd_per_image: float | None
     usd_per_1k_images: float | None
+    # compile/warm-up time spread over the run's images of this variant
+    amortized_usd_per_image: float | None
     compile_s: float | None
     load_s: float | None
     peak_mem_gb: float | None
+    peak_mem_kind: str | None
     jobs_done: int
+    jobs_failed: int
     jobs_total: int
 
 
-def latest_run_id(session: Session) -> int | None:
-    return session.scalar(select(Run.id).order_by(Run.id.desc()).limit(1))
-
-
-def variant_summaries(session: Session, run: Run) -> list[VariantSummary]:
+def variant_summaries(
+    session: Session, run: Run, *, usd_per_hour: float | None = None
+) -> list[VariantSummary]:
+    """Every variant of the run, in config order. `usd_per_hour` overrides the run's price
+    for a what-if (the dashboard's price control); the stored measurements never change."""
+    price = run.usd_per_hour if usd_per_hour is None else usd_per_hour
     variants = list(
         session.scalars(
             select(Variant)
@@ -57,36 +69,55 @@ def variant_summaries(session: Session, run: Run) -> list[VariantSummary]:
             .group_by(Job.variant_id, Job.status)
         )
     }
-    median: dict[int, tuple[float, float, str]] = {}
+    timings = {}
     for variant in variants:
         timing = variant.timing("steady_state") or variant.timing("per_image")
         if timing is not None:
-            median[variant.id] = (timing.latency_median_s, timing.latency_p90_s, timing.kind)
+            timings[variant.id] = timing
     names = {v.id: v.name for v in variants}
     out = []
     for variant in variants:
-        latency = median.get(variant.id)
-        reference = median.get(variant.reference_id) if variant.reference_id else None
+        timing = timings.get(variant.id)
+        reference = timings.get(variant.reference_id) if variant.reference_id else None
+        total = sum(n for (vid, _), n in counts.items() if vid == variant.id)
+        median = timing.latency_median_s if timing else None
+        amortized = (
+            costs.usd_per_image(
+                costs.amortized_latency_s(median, variant.compile_s or 0.0, max(total, 1)),
+                price,
+            )
+            if median is not None
+            else None
+        )
         out.append(
             VariantSummary(
                 id=variant.id,
                 name=variant.name,
+                description=str(variant.config.get("description", "")),
                 status=variant.status.value,
                 error=variant.error,
                 reference=names.get(variant.reference_id) if variant.reference_id else None,
                 steps=int(variant.config["steps"]),
-                latency_median_s=latency[0] if latency else None,
-                latency_p90_s=latency[1] if latency else None,
-                latency_kind=latency[2] if latency else None,
-                speedup=costs.speedup(reference[0], latency[0]) if latency and reference else None,
-                usd_per_1k_images=costs.usd_per_1k_images(latency[0], run.usd_per_hour)
-                if latency
+                config=variant.config,
+                latency_median_s=median,
+                latency_p10_s=timing.latency_p10_s if timing else None,
+                latency_p90_s=timing.latency_p90_s if timing else None,
+                latency_kind=timing.kind if timing else None,
+                speedup=costs.speedup(reference.latency_median_s, median)
+                if median is not None and reference is not None
                 else None,
+                usd_per_image=costs.usd_per_image(median, price) if median is not None else None,
+                usd_per_1k_images=costs.usd_per_1k_images(median, price)
+                if median is not None
+                else None,
+                amortized_usd_per_image=amortized,
                 compile_s=variant.compile_s,
                 load_s=variant.load_s,
                 peak_mem_gb=variant.peak_mem_gb,
+                peak_mem_kind=variant.peak_mem_kind,
                 jobs_done=counts.get((variant.id, JobStatus.done), 0),
-                jobs_total=sum(n for (vid, _), n in counts.items() if vid == variant.id),
+                jobs_failed=counts.get((variant.id, JobStatus.failed), 0),
+                jobs_total=total,
             )
         )
     return out

@@ -6,28 +6,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
-from app.web import overview
-from app.web.templating import templates
+from app.web import api, dashboard, gallery, overview, runs
+from app.web.errors import install_error_pages
+from app.web.static import CachedStaticFiles
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Flux Playground", version="0.1.0")
+    app = FastAPI(
+        title="Flux Playground",
+        version="0.1.0",
+        description="Images, latency, cost and quality of text-to-image variants.",
+    )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
-    app.state.templates = templates
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
-    # StaticFiles refuses paths that resolve outside its folder (404), so no traversal.
-    app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    app.include_router(overview.router)
+    app.mount("/media", CachedStaticFiles(directory=settings.media_dir), name="media")
+    # App css/js URLs carry ?v=ASSET_VERSION, vendored files their version in the name.
+    app.mount("/static", CachedStaticFiles(directory=ROOT / "static"), name="static")
+    install_error_pages(app)
+    for module in (overview, gallery, dashboard, runs, api):
+        app.include_router(module.router)
     return app

@@ -1,43 +1,71 @@
-"""The overview page: runs, their variants' speed and cost, and each prompt's images."""
+"""Overview `/`: the runs, and for the selected run one card per variant (speed, cost, memory,
+status), sortable."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
-from app.models import Prompt, Run
-from app.summaries import latest_run_id, prompt_rows, variant_summaries
+from app.summaries import VariantSummary, variant_summaries
 from app.web.deps import SessionDep
+from app.web.selection import all_runs, select_run
+from app.web.templating import render
 
 router = APIRouter()
 
-PAGE_SIZE = 24
+SortKey = Literal["config", "name", "latency", "speedup", "cost", "memory"]
+SORT_LABELS: dict[str, str] = {
+    "config": "config order",
+    "name": "name",
+    "latency": "latency",
+    "speedup": "speed-up",
+    "cost": "cost",
+    "memory": "memory",
+}
 
 
-@router.get("/", response_class=HTMLResponse)
+def _sorted(variants: list[VariantSummary], key: SortKey) -> list[VariantSummary]:
+    if key == "config":
+        return variants
+    if key == "name":
+        return sorted(variants, key=lambda v: v.name)
+    missing_last = float("inf")
+    if key == "speedup":
+        # Fastest first; variants without a reference (speed-up undefined) after them.
+        return sorted(variants, key=lambda v: -(v.speedup or 0.0))
+    field = {
+        "latency": "latency_median_s",
+        "cost": "usd_per_1k_images",
+        "memory": "peak_mem_gb",
+    }[key]
+    return sorted(
+        variants,
+        key=lambda v: missing_last if getattr(v, field) is None else getattr(v, field),
+    )
+
+
+@router.get("/", response_class=HTMLResponse, summary="Overview page")
 def overview(
     request: Request,
     session: SessionDep,
     run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-) -> HTMLResponse:
-    runs = list(session.scalars(select(Run).order_by(Run.id.desc())))
-    run_id = run if run is not None else latest_run_id(session)
-    selected = session.get(Run, run_id) if run_id is not None else None
-    if run is not None and selected is None:
-        raise HTTPException(status_code=404, detail=f"run {run} not found")
-    context: dict[str, object] = {"runs": runs, "run": selected, "page": page}
+    sort: Annotated[SortKey, Query(description="Order of the variant cards.")] = "config",
+) -> Response:
+    selected = select_run(session, run)
+    context: dict[str, object] = {
+        "nav": "overview",
+        "runs": all_runs(session),
+        "run": selected,
+        "sort": sort,
+        "sort_labels": SORT_LABELS,
+    }
     if selected is not None:
-        total = session.scalar(select(func.count()).where(Prompt.run_id == selected.id)) or 0
-        context.update(
-            variants=variant_summaries(session, selected),
-            rows=prompt_rows(session, selected, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE),
-            pages=max(1, -(-total // PAGE_SIZE)),
-            prompt_count=total,
+        context["variants"] = _sorted(variant_summaries(session, selected), sort)
+        context["images_per_variant"] = max(
+            (v.jobs_total for v in context["variants"]),  # type: ignore[attr-defined]
+            default=0,
         )
-    templates = request.app.state.templates
-    response: HTMLResponse = templates.TemplateResponse(request, "index.html", context)
-    return response
+    block = "cards" if request.headers.get("HX-Target") == "variant-cards" else "content"
+    return render(request, "index.html", context, block=block)
