@@ -24,8 +24,9 @@ $(VENV)/.stamp-dev: $(BIN)/python pyproject.toml constraints.txt
 demo: $(VENV)/.stamp-$(EXTRAS)
 	$(BIN)/flux-playground demo
 
-## test: install the dev dependencies and run the whole test suite (what CI runs)
+## test: install the dev dependencies (and Debian's chromium for tests/e2e), run every test
 test: $(VENV)/.stamp-dev
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.stamp-dev

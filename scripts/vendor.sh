@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent htmx.org@2.0.11 chart.js@4.6.1 img-comparison-slider@8.0.7 >/dev/null)
+(cd "$work" && npm pack --silent htmx.org@2.0.11 chart.js@4.6.1 img-comparison-slider@8.0.7 swagger-ui-dist@5.35.0 >/dev/null)
 for tgz in "$work"/*.tgz; do mkdir -p "${tgz%.tgz}" && tar xzf "$tgz" -C "${tgz%.tgz}"; done
 cp "$work"/htmx.org-2.0.11/package/dist/htmx.min.js static/vendor/htmx-2.0.11.min.js
 cp "$work"/chart.js-4.6.1/package/dist/chart.umd.min.js static/vendor/chart-4.6.1.umd.min.js
@@ -13,4 +13,9 @@ cp "$work"/img-comparison-slider-8.0.7/package/dist/index.js static/vendor/img-c
 cp "$work"/img-comparison-slider-8.0.7/package/dist/styles.css static/vendor/img-comparison-slider-8.0.7.css
 cp "$work"/htmx.org-2.0.11/package/LICENSE static/vendor/licenses/htmx.org-LICENSE
 cp "$work"/chart.js-4.6.1/package/LICENSE.md static/vendor/licenses/chart.js-LICENSE.md
-sha256sum static/vendor/*.js static/vendor/*.css
+mkdir -p static/vendor/swagger-ui-5.35.0
+cp "$work"/swagger-ui-dist-5.35.0/package/swagger-ui-bundle.js "$work"/swagger-ui-dist-5.35.0/package/swagger-ui.css static/vendor/swagger-ui-5.35.0/
+cp "$work"/swagger-ui-dist-5.35.0/package/LICENSE static/vendor/licenses/swagger-ui-dist-LICENSE
+cp "$work"/swagger-ui-dist-5.35.0/package/NOTICE static/vendor/licenses/swagger-ui-dist-NOTICE
+cp "$work"/swagger-ui-dist-5.35.0/package/swagger-ui-bundle.js.LICENSE.txt static/vendor/licenses/swagger-ui-bundle-third-party-LICENSES.txt
+sha256sum static/vendor/*.js static/vendor/*.css static/vendor/swagger-ui-5.35.0/*

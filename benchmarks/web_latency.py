@@ -1,0 +1,141 @@
+"""Latency and throughput of the pages under a bounded concurrent load on loopback.
+
+Starts the app (uvicorn, one process) on a database, then for each endpoint sends
+`--requests` GET requests from `--clients` concurrent clients (httpx, keep-alive) and reports
+p50/p99 latency and requests/s, next to `/healthz` of the same server measured in the same
+run: the framework's ceiling on this machine. Client and server share the machine's cores,
+so compare the ratios, not the absolute figures.
+
+    python benchmarks/web_latency.py [--db data/flux-playground.db] [--media media]
+                                     [--clients 8] [--requests 400]
+
+Goal (issue 3): every page within 3x the trivial endpoint's p50 and under 50 ms p50 with the
+demo data (`make demo` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def load(url: str, clients: int, requests: int) -> tuple[np.ndarray, float]:
+    latencies: list[float] = []
+    remaining = requests
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            start = time.perf_counter()
+            response = await http.get(url)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: HTTP {response.status_code}")
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        await http.get(url)  # warm caches (templates, SQLite pages) before measuring
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        wall = time.perf_counter() - start
+    return np.asarray(latencies), len(latencies) / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=ROOT / "data" / "flux-playground.db")
+    parser.add_argument("--media", type=Path, default=ROOT / "media")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    if not args.db.exists():
+        raise SystemExit(f"{args.db}: no database; run `make demo` first")
+
+    with sqlite3.connect(args.db) as conn:
+        run_id, prompt_id = conn.execute(
+            "SELECT runs.id, MIN(prompts.id) FROM runs JOIN prompts ON prompts.run_id = runs.id"
+            " GROUP BY runs.id ORDER BY runs.id DESC LIMIT 1"
+        ).fetchone()
+    port = free_port()
+    env = os.environ | {
+        "FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{args.db.resolve()}",
+        "FLUX_PLAYGROUND_MEDIA_DIR": str(args.media.resolve()),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.web.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        endpoints = {
+            "trivial `/healthz`": "/healthz",
+            "overview `/`": f"/?run={run_id}",
+            "gallery `/prompts`": f"/prompts?run={run_id}",
+            "prompt `/prompts/{id}`": f"/prompts/{prompt_id}",
+            "dashboard `/dashboard`": f"/dashboard?run={run_id}",
+            "API variants": f"/api/v1/runs/{run_id}/variants",
+        }
+        results = {}
+        for label, path in endpoints.items():
+            latencies, rps = asyncio.run(load(base + path, args.clients, args.requests))
+            results[label] = (np.percentile(latencies, 50), np.percentile(latencies, 99), rps)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    trivial_p50 = results["trivial `/healthz`"][0]
+    print(
+        f"{args.clients} concurrent clients, {args.requests} requests per endpoint, "
+        f"run {run_id} of {args.db}\n"
+    )
+    print("| endpoint | p50 | p99 | requests/s | p50 vs trivial |")
+    print("|---|---|---|---|---|")
+    for label, (p50, p99, rps) in results.items():
+        print(
+            f"| {label} | {p50 * 1000:.1f} ms | {p99 * 1000:.1f} ms | {rps:.0f} | "
+            f"{p50 / trivial_p50:.1f}× |"
+        )
+
+
+if __name__ == "__main__":
+    main()
