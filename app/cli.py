@@ -34,6 +34,19 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Bad settings (environment or .env) get one line, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = "FLUX_PLAYGROUND_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise _fail(f"setting {name}: {first['msg']}") from None
+
+
 @app.command()
 def init() -> None:
     """Create or upgrade the database schema (alembic upgrade head)."""

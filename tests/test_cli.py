@@ -88,3 +88,15 @@ def test_cli_init_creates_schema_through_alembic(tmp_path: Path) -> None:
         version = conn.execute("select version_num from alembic_version").fetchone()
     assert {"runs", "variants", "prompts", "jobs", "generations", "timing_summaries"} <= tables
     assert version is not None
+
+
+def test_cli_bad_setting_one_line_error(tmp_path: Path) -> None:
+    env = os.environ | {"FLUX_PLAYGROUND_CPU_THREADS": "zero"}
+    result = subprocess.run(
+        [str(CLI), "runs"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: setting FLUX_PLAYGROUND_CPU_THREADS: Input should be a valid integer, unable "
+        "to parse string as an integer"
+    ]
