@@ -1,0 +1,126 @@
+"""The JSON API's response models: what /docs shows. Units are in the names (`latency_s`,
+`usd_per_1k_images`); sizes are pixels, times seconds, prices US dollars."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="Why the request failed.")
+
+
+class RunOut(BaseModel):
+    id: int
+    name: str = Field(description="The benchmark config's name.")
+    description: str
+    status: str = Field(description="pending, running, done or failed.")
+    device: str = Field(description="cpu or cuda: where the latencies were measured.")
+    hardware: str = Field(description="The hardware the latencies and costs refer to.")
+    usd_per_hour: float = Field(description="Price of that hardware, US dollars per hour.")
+    width: int = Field(description="Image width in pixels.")
+    height: int = Field(description="Image height in pixels.")
+    seeds: list[int] = Field(description="Every prompt is generated once per seed.")
+    created_at: datetime = Field(description="UTC.")
+    finished_at: datetime | None = Field(description="UTC; null while the run is not done.")
+    jobs_done: int = Field(description="Images generated.")
+    jobs_failed: int = Field(description="Images that failed (e.g. their variant failed).")
+    jobs_total: int = Field(description="(variant, prompt, seed) jobs in the run.")
+
+
+class RunDetailOut(RunOut):
+    prompt_set: str = Field(description="The prompt file the run's prompts were copied from.")
+    warmup: int = Field(description="Untimed calls before the steady-state timing.")
+    repeats: int = Field(description="Timed calls of the steady-state timing.")
+    environment: dict[str, Any] = Field(
+        description="GPU/CPU, driver, CUDA, torch and diffusers versions, threads: "
+        "as recorded by the last worker."
+    )
+    config: dict[str, Any] = Field(description="The resolved benchmark config.")
+
+
+class VariantOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    status: str = Field(description="pending, running, done or failed.")
+    error: str | None = Field(description="Why the variant failed, if it did.")
+    reference: str | None = Field(description="The variant the speed-up is measured against.")
+    steps: int = Field(description="Denoising steps per image.")
+    latency_kind: str | None = Field(
+        description="steady_state (timed calls after warm-up) or per_image (the median over "
+        "the run's images); null before any timing."
+    )
+    latency_median_s: float | None = Field(description="Median latency per image, seconds.")
+    latency_p10_s: float | None = Field(description="10th percentile latency, seconds.")
+    latency_p90_s: float | None = Field(description="90th percentile latency, seconds.")
+    speedup_vs_reference: float | None = Field(
+        description="Reference median latency / this median latency (>1 is faster)."
+    )
+    usd_per_image: float | None = Field(description="latency_median_s × usd_per_hour / 3600.")
+    usd_per_1k_images: float | None = Field(description="1000 × usd_per_image.")
+    amortized_usd_per_image: float | None = Field(
+        description="Cost per image with compile_s spread over the variant's jobs in the run."
+    )
+    compile_s: float | None = Field(description="First call after loading (compilation).")
+    load_s: float | None = Field(description="Pipeline load time, seconds.")
+    peak_mem_gb: float | None = Field(description="Peak memory, GB.")
+    peak_mem_kind: str | None = Field(
+        description="cuda_max_memory_allocated or process_peak_rss (not comparable)."
+    )
+    jobs_done: int
+    jobs_failed: int
+    jobs_total: int
+    config: dict[str, Any] = Field(description="The variant's resolved settings.")
+
+
+class VariantsOut(BaseModel):
+    run_id: int
+    usd_per_hour: float = Field(description="The price the costs below are computed with.")
+    stored_usd_per_hour: float = Field(description="The run's own price, from its config.")
+    variants: list[VariantOut] = Field(description="In config order.")
+
+
+class PromptOut(BaseModel):
+    id: int
+    position: int = Field(description="0-based position in the run's prompt set.")
+    text: str = Field(description="The prompt, as given (user data: escape it when shown).")
+    category: str
+    challenge: str
+
+
+class PromptPage(BaseModel):
+    total: int = Field(description="Prompts matching the filters, over all pages.")
+    limit: int
+    offset: int
+    items: list[PromptOut]
+
+
+class GenerationOut(BaseModel):
+    generation_id: int
+    job_id: int
+    variant: str = Field(description="The variant's name.")
+    prompt_id: int
+    prompt: str = Field(description="The prompt text.")
+    seed: int
+    latency_s: float = Field(description="The pipeline call with device sync, seconds.")
+    steps: int
+    guidance: float
+    dtype: str
+    lora: dict[str, Any] | None = Field(description="LoRA path, scale and fuse, if any.")
+    optimizations: dict[str, Any] = Field(description="compile, quantize, cache, fuse_qkv.")
+    width: int = Field(description="Pixels.")
+    height: int = Field(description="Pixels.")
+    image_url: str = Field(description="The PNG; the ?v= part changes with its content.")
+    thumb_url: str = Field(description="A small preview of the image.")
+    sha256: str = Field(description="SHA-256 of the image file.")
+
+
+class GenerationPage(BaseModel):
+    total: int = Field(description="Images matching the filters, over all pages.")
+    limit: int
+    offset: int
+    items: list[GenerationOut] = Field(description="By variant, prompt position, then seed.")

@@ -1,0 +1,319 @@
+"""The JSON API under /api/v1, documented at /docs: runs, variants with timing and cost,
+prompts, per-image results, and CSV exports of the last two. Read-only."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import Response
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from app.api_schemas import (
+    ErrorOut,
+    GenerationOut,
+    GenerationPage,
+    PromptOut,
+    PromptPage,
+    RunDetailOut,
+    RunOut,
+    VariantOut,
+    VariantsOut,
+)
+from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
+from app.summaries import variant_summaries
+from app.web.deps import SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such run"}
+}
+CSV_BODY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV with a header row"}
+}
+# Ids are 64-bit in the database; a larger number would fail in the driver instead of a 404.
+INT64_MAX = 2**63 - 1
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+RunId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The run's id.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=INT64_MAX, description="Items to skip.")]
+Price = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="What-if price in US dollars per hour for the costs; the run's own price "
+        "when left out. Nothing stored changes.",
+    ),
+]
+
+
+def _run_or_404(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    return run
+
+
+def _job_counts(session: Session, *where: ColumnElement[bool]) -> dict[int, dict[str, int]]:
+    """run id -> jobs_done, jobs_failed, jobs_total, in one grouped query."""
+    counts: dict[int, dict[str, int]] = {}
+    rows = session.execute(
+        select(Job.run_id, Job.status, func.count()).where(*where).group_by(Job.run_id, Job.status)
+    )
+    for run_id, status, n in rows:
+        run_counts = counts.setdefault(run_id, {"jobs_done": 0, "jobs_failed": 0, "jobs_total": 0})
+        if status in (JobStatus.done, JobStatus.failed):
+            run_counts[f"jobs_{status.value}"] += n
+        run_counts["jobs_total"] += n
+    return counts
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite drops the zone of the UTC times we store.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _run_fields(run: Run, counts: dict[str, int] | None) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "description": run.description,
+        "status": run.status.value,
+        "device": run.device,
+        "hardware": run.hardware,
+        "usd_per_hour": run.usd_per_hour,
+        "width": run.width,
+        "height": run.height,
+        "seeds": run.config["seeds"],
+        "created_at": _utc(run.created_at),
+        "finished_at": _utc(run.finished_at),
+        **(counts or {"jobs_done": 0, "jobs_failed": 0, "jobs_total": 0}),
+    }
+
+
+def media_url(path: str, sha256: str) -> str:
+    """The media URL with the content hash in it, so browsers may cache it for good."""
+    return f"/media/{quote(path)}?v={sha256[:12]}"
+
+
+def csv_cell(value: object) -> object:
+    """A value as one CSV cell: None empty, dicts and lists as JSON, and text that a spreadsheet
+    would run as a formula behind an apostrophe (prompts are user data)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, sort_keys=True)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_response(rows: list[dict[str, Any]], header: list[str], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([csv_cell(row[name]) for name in header] for row in rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_filename(run: Run, what: str) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', run.name)}-run{run.id}-{what}.csv"
+
+
+@router.get("/runs", summary="List runs, latest first")
+def list_runs(session: SessionDep) -> list[RunOut]:
+    counts = _job_counts(session)
+    runs = session.scalars(select(Run).order_by(Run.id.desc()))
+    return [RunOut(**_run_fields(run, counts.get(run.id))) for run in runs]
+
+
+@router.get("/runs/{run_id}", responses=NOT_FOUND, summary="One run and its environment")
+def get_run(session: SessionDep, run_id: RunId) -> RunDetailOut:
+    run = _run_or_404(session, run_id)
+    counts = _job_counts(session, Job.run_id == run_id).get(run_id)
+    return RunDetailOut(
+        **_run_fields(run, counts),
+        prompt_set=run.prompt_set,
+        warmup=run.warmup,
+        repeats=run.repeats,
+        environment=run.environment,
+        config=run.config,
+    )
+
+
+def _variants(session: Session, run: Run, usd_per_hour: float | None) -> VariantsOut:
+    variants = []
+    for summary in variant_summaries(session, run, usd_per_hour=usd_per_hour):
+        fields = dataclasses.asdict(summary)
+        fields["speedup_vs_reference"] = fields.pop("speedup")
+        variants.append(VariantOut(**fields))
+    return VariantsOut(
+        run_id=run.id,
+        usd_per_hour=run.usd_per_hour if usd_per_hour is None else usd_per_hour,
+        stored_usd_per_hour=run.usd_per_hour,
+        variants=variants,
+    )
+
+
+@router.get("/runs/{run_id}/variants", responses=NOT_FOUND, summary="Variants with timing and cost")
+def list_variants(session: SessionDep, run_id: RunId, usd_per_hour: Price = None) -> VariantsOut:
+    return _variants(session, _run_or_404(session, run_id), usd_per_hour)
+
+
+@router.get("/runs/{run_id}/prompts", responses=NOT_FOUND, summary="The run's prompts")
+def list_prompts(
+    session: SessionDep,
+    run_id: RunId,
+    category: Annotated[str | None, Query(max_length=64, description="Exact category.")] = None,
+    challenge: Annotated[str | None, Query(max_length=64, description="Exact challenge.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=500, description="Text contained, ignoring case.")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> PromptPage:
+    _run_or_404(session, run_id)
+    where = [Prompt.run_id == run_id]
+    if category is not None:
+        where.append(Prompt.category == category)
+    if challenge is not None:
+        where.append(Prompt.challenge == challenge)
+    if q:
+        where.append(Prompt.text.icontains(q, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(Prompt).where(*where)) or 0
+    prompts = session.scalars(
+        select(Prompt).where(*where).order_by(Prompt.position).limit(limit).offset(offset)
+    )
+    items = [
+        PromptOut(
+            id=p.id, position=p.position, text=p.text, category=p.category, challenge=p.challenge
+        )
+        for p in prompts
+    ]
+    return PromptPage(total=total, limit=limit, offset=offset, items=items)
+
+
+def generation_filters(
+    variant: Annotated[str | None, Query(max_length=64, description="Variant name.")] = None,
+    prompt_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+    seed: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+) -> list[ColumnElement[bool]]:
+    where = []
+    if variant is not None:
+        where.append(Variant.name == variant)
+    if prompt_id is not None:
+        where.append(Generation.prompt_id == prompt_id)
+    if seed is not None:
+        where.append(Generation.seed == seed)
+    return where
+
+
+GenerationFilters = Annotated[list[ColumnElement[bool]], Depends(generation_filters)]
+
+
+def _generation_select(run_id: int, where: list[ColumnElement[bool]], *columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
+        .select_from(Generation)
+        .join(Variant, Generation.variant_id == Variant.id)
+        .join(Prompt, Generation.prompt_id == Prompt.id)
+        .where(Generation.run_id == run_id, *where)
+    )
+
+
+def _generations(
+    session: Session,
+    run_id: int,
+    where: list[ColumnElement[bool]],
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[GenerationOut]:
+    rows = session.execute(
+        _generation_select(run_id, where, Generation, Variant.name, Prompt.text)
+        .order_by(Variant.position, Prompt.position, Generation.seed)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        GenerationOut(
+            generation_id=g.id,
+            job_id=g.job_id,
+            variant=variant,
+            prompt_id=g.prompt_id,
+            prompt=prompt,
+            seed=g.seed,
+            latency_s=g.latency_s,
+            steps=g.steps,
+            guidance=g.guidance,
+            dtype=g.dtype,
+            lora=g.lora,
+            optimizations=g.optimizations,
+            width=g.width,
+            height=g.height,
+            image_url=media_url(g.image_path, g.image_sha256),
+            thumb_url=media_url(g.thumb_path, g.image_sha256),
+            sha256=g.image_sha256,
+        )
+        for g, variant, prompt in rows
+    ]
+
+
+@router.get("/runs/{run_id}/generations", responses=NOT_FOUND, summary="Per-image results")
+def list_generations(
+    session: SessionDep,
+    run_id: RunId,
+    where: GenerationFilters,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> GenerationPage:
+    _run_or_404(session, run_id)
+    total = session.scalar(_generation_select(run_id, where, func.count())) or 0
+    items = _generations(session, run_id, where, limit=limit, offset=offset)
+    return GenerationPage(total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get(
+    "/runs/{run_id}/export/generations.csv",
+    response_class=Response,
+    responses={**NOT_FOUND, **CSV_BODY},
+    summary="Per-image results as CSV",
+)
+def export_generations(session: SessionDep, run_id: RunId, where: GenerationFilters) -> Response:
+    run = _run_or_404(session, run_id)
+    rows = [g.model_dump() for g in _generations(session, run_id, where)]
+    return _csv_response(rows, list(GenerationOut.model_fields), _csv_filename(run, "generations"))
+
+
+@router.get(
+    "/runs/{run_id}/export/variants.csv",
+    response_class=Response,
+    responses={**NOT_FOUND, **CSV_BODY},
+    summary="Per-variant timing and cost as CSV",
+)
+def export_variants(session: SessionDep, run_id: RunId, usd_per_hour: Price = None) -> Response:
+    run = _run_or_404(session, run_id)
+    out = _variants(session, run, usd_per_hour)
+    # The nested config stays in the JSON; the CSV gets the price its costs are computed with.
+    header = ["usd_per_hour", *(name for name in VariantOut.model_fields if name != "config")]
+    rows = [{**v.model_dump(), "usd_per_hour": out.usd_per_hour} for v in out.variants]
+    return _csv_response(rows, header, _csv_filename(run, "variants"))
