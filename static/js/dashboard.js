@@ -1,0 +1,246 @@
+/* Dashboard charts, drawn with the vendored Chart.js 4 (global `Chart`).
+ *
+ * The numbers come from the server as JSON in <script type="application/json"
+ * id="dashboard-data">. The price control swaps the figures block (table + that JSON) with
+ * htmx; after the swap the JSON is read again and the charts are updated in place.
+ *
+ * Latency error bars: a floating bar dataset ([p10, p90]) drawn thin and dark over the
+ * median bar (`grouped: false` puts both at the same x), so tooltips work without a plugin.
+ */
+(function () {
+  "use strict";
+
+  const charts = {};
+
+  function cssVar(name, fallback) {
+    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  function readData() {
+    const el = document.getElementById("dashboard-data");
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  // Same formats as the table (app/web/templating.py).
+  function fmtSeconds(s) {
+    if (s === null || s === undefined) return "—";
+    if (s < 1) return (s * 1000).toFixed(1) + " ms";
+    return s < 120 ? s.toFixed(2) + " s" : (s / 60).toFixed(1) + " min";
+  }
+  function fmtUsd(x) {
+    if (x === null || x === undefined) return "—";
+    if (x === 0) return "$0";
+    if (x < 0.01) return "$" + x.toPrecision(3);
+    return "$" + (x < 1 ? x.toFixed(4) : x.toFixed(2));
+  }
+  // Axis ticks: the few significant digits a reader compares ($0.007, $1.5).
+  function tickUsd(x) {
+    return x === 0 ? "$0" : "$" + Number(x.toPrecision(3));
+  }
+  function fmtPrice(x) {
+    return "$" + (Math.round(x * 100) === x * 100 ? x.toFixed(2) : String(x)) + "/h";
+  }
+
+  function labels(data) {
+    return data.variants.map((v) => (v.status === "failed" ? v.name + " (failed)" : v.name));
+  }
+  function column(data, key) {
+    return data.variants.map((v) => (v[key] === null || v[key] === undefined ? null : v[key]));
+  }
+
+  function barOptions(yTitle, tick, tooltipLabel) {
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: { duration: 250 },
+      plugins: {
+        legend: { display: false },
+        tooltip: { callbacks: { label: tooltipLabel } },
+      },
+      scales: {
+        x: { ticks: { autoSkip: false, maxRotation: 60 } },
+        y: { beginAtZero: true, title: { display: true, text: yTitle }, ticks: { callback: tick } },
+      },
+    };
+  }
+
+  function configs(data) {
+    const accent = cssVar("--accent", "#5b4bff");
+    const fg = cssVar("--fg", "#1c1d21");
+    const muted = cssVar("--muted", "#6b6f7a");
+    const names = labels(data);
+    const price = fmtPrice(data.run.usd_per_hour);
+    const out = {};
+
+    out.latency = {
+      type: "bar",
+      data: {
+        labels: names,
+        datasets: [
+          {
+            // First dataset is drawn on top.
+            label: "p10–p90",
+            data: data.variants.map((v) =>
+              v.latency_p10_s === null ? null : [v.latency_p10_s, v.latency_p90_s]
+            ),
+            backgroundColor: fg,
+            grouped: false,
+            barPercentage: 0.06,
+            minBarLength: 2,
+          },
+          {
+            label: "median",
+            data: column(data, "latency_median_s"),
+            backgroundColor: accent,
+            grouped: false,
+            barPercentage: 0.7,
+          },
+        ],
+      },
+      options: barOptions("seconds per image", (v) => fmtSeconds(v), (ctx) =>
+        Array.isArray(ctx.raw)
+          ? "p10–p90: " + fmtSeconds(ctx.raw[0]) + " – " + fmtSeconds(ctx.raw[1])
+          : "median: " + fmtSeconds(ctx.raw)
+      ),
+    };
+
+    const references = new Set(data.variants.map((v) => v.reference).filter(Boolean));
+    out.speedup = {
+      type: "bar",
+      data: {
+        // A reference has no speed-up of its own: say why its slot is empty.
+        labels: names.map((n, i) => (references.has(data.variants[i].name) ? n + " (ref)" : n)),
+        datasets: [
+          {
+            type: "line",
+            label: "reference (1×)",
+            data: names.map(() => 1),
+            borderColor: muted,
+            borderDash: [4, 4],
+            borderWidth: 1,
+            pointRadius: 0,
+          },
+          {
+            label: "speed-up",
+            data: column(data, "speedup"),
+            backgroundColor: accent,
+          },
+        ],
+      },
+      options: barOptions("× vs reference", (v) => v + "×", (ctx) =>
+        "speed-up: " + ctx.raw.toFixed(2) + "×"
+      ),
+    };
+    out.speedup.options.plugins.tooltip.filter = (item) => item.dataset.type !== "line";
+
+    out.cost = {
+      type: "bar",
+      data: {
+        labels: names,
+        datasets: [
+          {
+            label: "$ / 1k images",
+            data: column(data, "usd_per_1k_images"),
+            backgroundColor: accent,
+          },
+        ],
+      },
+      options: barOptions("$ per 1k images at " + price, tickUsd, (ctx) =>
+        "$ / 1k images: " + fmtUsd(ctx.raw)
+      ),
+    };
+
+    out.memory = {
+      type: "bar",
+      data: {
+        labels: names,
+        datasets: [
+          {
+            label: "peak memory",
+            data: column(data, "peak_mem_gb"),
+            backgroundColor: accent,
+          },
+        ],
+      },
+      options: barOptions("GB", (v) => v + " GB", (ctx) => {
+        const kind = data.variants[ctx.dataIndex].peak_mem_kind;
+        return ctx.raw.toFixed(2) + " GB" + (kind ? " (" + kind.replaceAll("_", " ") + ")" : "");
+      }),
+    };
+
+    const rated = data.variants.filter((v) => v.quality !== null && v.usd_per_1k_images !== null);
+    if (rated.length) {
+      out.quality = {
+        type: "scatter",
+        data: {
+          datasets: [
+            {
+              label: "variants",
+              data: rated.map((v) => ({ x: v.usd_per_1k_images, y: v.quality, name: v.name })),
+              backgroundColor: accent,
+              pointRadius: 5,
+            },
+          ],
+        },
+        options: {
+          responsive: true,
+          maintainAspectRatio: false,
+          animation: { duration: 250 },
+          plugins: {
+            legend: { display: false },
+            tooltip: {
+              callbacks: {
+                label: (ctx) => ctx.raw.name + ": " + fmtUsd(ctx.raw.x) + ", " + ctx.raw.y,
+              },
+            },
+          },
+          scales: {
+            x: {
+              title: { display: true, text: "$ per 1k images at " + price },
+              ticks: { callback: tickUsd },
+            },
+            y: { title: { display: true, text: data.quality_label || "quality" } },
+          },
+        },
+      };
+    }
+    return out;
+  }
+
+  function draw() {
+    const data = readData();
+    if (!data || typeof Chart === "undefined") return;
+    const wanted = configs(data);
+    for (const [name, config] of Object.entries(wanted)) {
+      const canvas = document.getElementById("chart-" + name);
+      if (!canvas) continue;
+      const chart = charts[name];
+      if (chart) {
+        chart.data = config.data;
+        chart.options = config.options;
+        chart.update();
+      } else {
+        charts[name] = new Chart(canvas, config);
+      }
+    }
+  }
+
+  if (typeof Chart !== "undefined") {
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = cssVar("--muted", "#6b6f7a");
+  }
+  draw();
+  // The price control swaps #dashboard-figures: its JSON now holds the new cost figures.
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "dashboard-figures") draw();
+  });
+  // Back/forward: htmx puts back a snapshot of the page whose canvases are new and blank.
+  document.body.addEventListener("htmx:historyRestore", () => {
+    for (const name of Object.keys(charts)) {
+      charts[name].destroy();
+      delete charts[name];
+    }
+    draw();
+  });
+})();
