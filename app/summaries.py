@@ -6,7 +6,6 @@ median of the per-image latencies (a variant still running has only those).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app import costs
-from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
+from app.models import Job, JobStatus, Run, Variant
 
 
 @dataclass(frozen=True)
@@ -121,32 +120,3 @@ def variant_summaries(
             )
         )
     return out
-
-
-@dataclass(frozen=True)
-class PromptRowView:
-    prompt: Prompt
-    # variant id -> generation of the run's first seed (None while not generated)
-    images: dict[int, Generation]
-
-
-def prompt_rows(session: Session, run: Run, *, limit: int, offset: int = 0) -> list[PromptRowView]:
-    prompts = list(
-        session.scalars(
-            select(Prompt)
-            .where(Prompt.run_id == run.id)
-            .order_by(Prompt.position)
-            .limit(limit)
-            .offset(offset)
-        )
-    )
-    seed = run.config["seeds"][0]
-    by_prompt: dict[int, dict[int, Generation]] = defaultdict(dict)
-    if prompts:
-        for generation in session.scalars(
-            select(Generation).where(
-                Generation.prompt_id.in_([p.id for p in prompts]), Generation.seed == seed
-            )
-        ):
-            by_prompt[generation.prompt_id][generation.variant_id] = generation
-    return [PromptRowView(prompt=p, images=by_prompt[p.id]) for p in prompts]

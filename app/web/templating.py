@@ -29,7 +29,11 @@ def render(
     status_code: int = 200,
 ) -> Response:
     """The page, or only `block` of it for an htmx request."""
-    fragment = request.headers.get("HX-Request") == "true"
+    # A history restore (htmx's cache missed) replaces the whole body: it needs the page.
+    fragment = (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
     response = templates.TemplateResponse(
         request,
         name,

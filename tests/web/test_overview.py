@@ -93,6 +93,12 @@ def test_overview_htmx_sort_returns_only_the_cards(demo_client: TestClient) -> N
     assert response.headers["vary"] == "HX-Request"
 
 
+def test_overview_htmx_history_restore_gets_the_whole_page(demo_client: TestClient) -> None:
+    headers = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    page = BeautifulSoup(demo_client.get("/", headers=headers).text, "html.parser")
+    assert page.select_one("nav.mainnav") is not None
+
+
 def test_overview_escapes_database_strings(demo_client: TestClient) -> None:
     page = BeautifulSoup(demo_client.get("/").text, "html.parser")
     assert page.select("main b") == []  # the run description holds "<b>not bold</b>"
