@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    page_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a rendered read-only page may be served again (0 disables). "
+        "Bounds how stale a page can be; the live run page is never cached.",
+    )
     worker_lease_s: float = Field(
         default=1800.0,
         gt=0,

@@ -66,6 +66,13 @@ def main() -> None:
     parser.add_argument("--media", type=Path, default=ROOT / "media")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument(
+        "--page-cache-s",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.0],
+        help="server page cache settings to measure, one server each (default: 1 and off)",
+    )
     args = parser.parse_args()
     if not args.db.exists():
         raise SystemExit(f"{args.db}: no database; run `make demo` first")
@@ -75,10 +82,16 @@ def main() -> None:
             "SELECT runs.id, MIN(prompts.id) FROM runs JOIN prompts ON prompts.run_id = runs.id"
             " GROUP BY runs.id ORDER BY runs.id DESC LIMIT 1"
         ).fetchone()
+    for cache_s in args.page_cache_s:
+        measure(args, run_id, prompt_id, cache_s)
+
+
+def measure(args: argparse.Namespace, run_id: int, prompt_id: int, cache_s: float) -> None:
     port = free_port()
     env = os.environ | {
         "FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{args.db.resolve()}",
         "FLUX_PLAYGROUND_MEDIA_DIR": str(args.media.resolve()),
+        "FLUX_PLAYGROUND_PAGE_CACHE_S": str(cache_s),
     }
     server = subprocess.Popen(
         [
@@ -125,8 +138,8 @@ def main() -> None:
 
     trivial_p50 = results["trivial `/healthz`"][0]
     print(
-        f"{args.clients} concurrent clients, {args.requests} requests per endpoint, "
-        f"run {run_id} of {args.db}\n"
+        f"\npage cache {cache_s:g} s: {args.clients} concurrent clients, "
+        f"{args.requests} requests per endpoint, run {run_id} of {args.db}\n"
     )
     print("| endpoint | p50 | p99 | requests/s | p50 vs trivial |")
     print("|---|---|---|---|---|")

@@ -13,6 +13,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
 from app.web import api, dashboard, gallery, overview, runs
 from app.web.errors import install_error_pages
+from app.web.microcache import MicroCache
 from app.web.static import CachedStaticFiles
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # App css/js URLs carry ?v=ASSET_VERSION, vendored files their version in the name.
     app.mount("/static", CachedStaticFiles(directory=ROOT / "static"), name="static")
     install_error_pages(app)
+    app.add_middleware(MicroCache, ttl_s=settings.page_cache_s)
     for module in (overview, gallery, dashboard, runs, api):
         app.include_router(module.router)
 

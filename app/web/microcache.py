@@ -1,0 +1,84 @@
+"""A one-second cache of whole GET responses for the read-only pages and the API.
+
+The pages are pure functions of the database, and the database changes at most a few times
+per second (one image at a time). Keeping a rendered page for `ttl_s` bounds staleness to
+that (the live run page, which polls every second, is not cached) and makes a busy page cost
+one render per second instead of one per request: the "microcache" of web servers.
+
+Keys: path + query + the htmx headers that select a fragment. Only 200 responses without
+Set-Cookie are kept, so nothing personal (arena cookies) is ever cached.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Read-only pages and API reads. Not /runs/{id} (live progress) and nothing outside this list.
+CACHEABLE = re.compile(r"^(/|/dashboard|/runs|/prompts(/\d+)?|/api/v1/runs(/.*)?)$")
+VARY_HEADERS = (b"hx-request", b"hx-target", b"hx-history-restore-request")
+
+
+@dataclass
+class _Entry:
+    expires: float
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class MicroCache:
+    def __init__(self, app: ASGIApp, *, ttl_s: float = 1.0, max_entries: int = 512) -> None:
+        self.app = app
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.entries: OrderedDict[tuple[bytes, ...], _Entry] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.ttl_s <= 0
+            or scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not CACHEABLE.match(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        key = (
+            scope["path"].encode(),
+            scope.get("query_string", b""),
+            *(headers.get(name, b"") for name in VARY_HEADERS),
+        )
+        now = time.monotonic()
+        entry = self.entries.get(key)
+        if entry is not None and entry.expires > now:
+            self.entries.move_to_end(key)
+            await send(
+                {"type": "http.response.start", "status": entry.status, "headers": entry.headers}
+            )
+            await send({"type": "http.response.body", "body": entry.body})
+            return
+
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        response_headers = list(start.get("headers", []))
+        if start.get("status") == 200 and all(
+            name.lower() != b"set-cookie" for name, _ in response_headers
+        ):
+            self.entries[key] = _Entry(now + self.ttl_s, 200, response_headers, b"".join(chunks))
+            if len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
