@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         description="Seconds a rendered read-only page may be served again (0 disables). "
         "Bounds how stale a page can be; the live run page is never cached.",
     )
+    arena_token_ttl_s: int = Field(
+        default=900,
+        ge=10,
+        description="Seconds an arena matchup token stays valid after it is issued.",
+    )
+    arena_votes_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Per-rater vote rate limit; more in a minute get HTTP 429.",
+    )
     worker_lease_s: float = Field(
         default=1800.0,
         gt=0,

@@ -225,3 +225,80 @@ class TimingSummary(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     variant: Mapped[Variant] = relationship(back_populates="timings")
+
+
+class VoteOutcome(enum.StrEnum):
+    left = "left"
+    right = "right"
+    tie = "tie"
+    both_bad = "both_bad"
+
+
+class Panel(Base):
+    """A group of raters a team invites with a code (`/arena?panel=CODE`)."""
+
+    __tablename__ = "panels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Rater(Base):
+    """An anonymous rater: the id lives in a signed cookie."""
+
+    __tablename__ = "raters"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4 hex
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attention_passed: Mapped[int] = mapped_column(Integer, default=0)
+    attention_failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the rater fails attention checks; their votes are left out of the ranking.
+    flagged: Mapped[bool] = mapped_column(default=False)
+
+    panel: Mapped[Panel | None] = relationship()
+
+
+class Matchup(Base):
+    """A pair of images issued to one rater, answerable once, until it expires.
+
+    For an attention check both sides show the same image (left == right variant) and the
+    expected answer is a tie.
+    """
+
+    __tablename__ = "matchups"
+    __table_args__ = (Index("ix_matchups_rater_issued", "rater_id", "issued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    left_variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    right_variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"))
+    attention_check: Mapped[bool] = mapped_column(default=False)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set in the transaction that stores the vote: a second answer finds it set.
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Vote(Base):
+    __tablename__ = "votes"
+    __table_args__ = (Index("ix_votes_run_created", "run_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    matchup_id: Mapped[int] = mapped_column(
+        ForeignKey("matchups.id", ondelete="CASCADE"), unique=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    left_variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    right_variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    outcome: Mapped[VoteOutcome] = mapped_column(_enum(VoteOutcome, "vote_outcome"))
+    rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"), index=True)
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
+    attention_check: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

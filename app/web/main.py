@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
-from app.web import api, dashboard, gallery, overview, runs
+from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview, runs
 from app.web.errors import install_error_pages
 from app.web.microcache import MicroCache
 from app.web.static import CachedStaticFiles
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", CachedStaticFiles(directory=ROOT / "static"), name="static")
     install_error_pages(app)
     app.add_middleware(MicroCache, ttl_s=settings.page_cache_s)
-    for module in (overview, gallery, dashboard, runs, api):
+    for module in (overview, gallery, dashboard, runs, arena, leaderboard, admin, api):
         app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)

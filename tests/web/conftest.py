@@ -102,3 +102,27 @@ def demo_client(demo_data: DemoData) -> Iterator[TestClient]:
     settings = Settings(database_url=demo_data.database_url, media_dir=demo_data.media_dir)
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def writable_demo(demo_data: DemoData, tmp_path: Path) -> DemoData:
+    """A private copy of the demo database (media shared, read-only) for tests that write."""
+    import sqlite3
+
+    source = demo_data.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(source) as src, sqlite3.connect(tmp_path / "copy.db") as dst:
+        src.backup(dst)
+    return DemoData(f"sqlite:///{tmp_path / 'copy.db'}", demo_data.media_dir, demo_data.run_id)
+
+
+@pytest.fixture
+def writable_client(writable_demo: DemoData) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=writable_demo.database_url,
+        media_dir=writable_demo.media_dir,
+        admin_token="test-admin-token",
+        secret_key="test-secret",
+        page_cache_s=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client

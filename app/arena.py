@@ -1,0 +1,232 @@
+"""The arena's rules: which pair a rater sees next, and which votes count.
+
+A matchup is two images of the same prompt and seed from two variants of a run, sides
+randomized, issued to one rater as a signed, expiring token (itsdangerous) that names the
+matchup and the rater. A vote must carry such a token, for the rater whose cookie sent it,
+within its lifetime, once: the matchup's `answered_at` is set by a conditional UPDATE in the
+same transaction that stores the vote, so a replay finds it set and nothing is stored.
+
+Pair choice: every pair of finished variants can come up; pairs with fewer votes come up more
+often (weight 1 / (1 + votes)), and a variant against its own reference counts double, since
+that is the question users ask ("is the 3x faster variant as good as its base?").
+
+Attention checks: now and then (ATTENTION_RATE) both sides show the same image; the expected
+answer is a tie (or "both bad"). A rater who fails FLAG_AFTER_FAILURES of them is flagged, and
+flagged raters' votes are left out of the ranking (the leaderboard shows how many).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from itertools import combinations
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from app.models import (
+    Generation,
+    Matchup,
+    Panel,
+    Rater,
+    Run,
+    Variant,
+    VariantStatus,
+    Vote,
+    VoteOutcome,
+    utcnow,
+)
+
+TOKEN_SALT = "flux-playground.arena.matchup"
+ATTENTION_RATE = 0.08
+FLAG_AFTER_FAILURES = 2
+
+
+class ArenaError(Exception):
+    """A request the arena refuses: an HTTP status and a reason for the user."""
+
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Issued:
+    matchup: Matchup
+    token: str
+
+
+def serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
+
+
+def get_or_create_rater(session: Session, rater_id: str | None, panel_code: str | None) -> Rater:
+    """The rater of a (verified) cookie id, or a new one. A valid panel code joins its panel."""
+    rater = session.get(Rater, rater_id) if rater_id else None
+    if rater is None:
+        rater = Rater(id=uuid.uuid4().hex, attention_passed=0, attention_failed=0, flagged=False)
+        session.add(rater)
+    if panel_code:
+        panel = session.scalars(select(Panel).where(Panel.code == panel_code)).first()
+        if panel is None:
+            raise ArenaError(404, f"unknown panel code {panel_code!r}")
+        rater.panel_id = panel.id
+    session.flush()
+    return rater
+
+
+def pair_vote_counts(session: Session, run_id: int) -> dict[frozenset[int], int]:
+    """Counted votes per unordered variant pair (attention checks excluded)."""
+    counts: dict[frozenset[int], int] = {}
+    for left, right, n in session.execute(
+        select(Vote.left_variant_id, Vote.right_variant_id, func.count())
+        .where(Vote.run_id == run_id, Vote.attention_check.is_(False))
+        .group_by(Vote.left_variant_id, Vote.right_variant_id)
+    ):
+        key = frozenset((left, right))
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def issue_matchup(
+    session: Session,
+    run: Run,
+    rater: Rater,
+    secret_key: str,
+    rng: random.Random | None = None,
+) -> Issued:
+    """Choose and record the next matchup for a rater, and sign its token."""
+    rng = rng or random.SystemRandom()
+    variants = list(
+        session.scalars(
+            select(Variant).where(Variant.run_id == run.id, Variant.status == VariantStatus.done)
+        )
+    )
+    if len(variants) < 2:
+        raise ArenaError(409, f"run {run.id} has fewer than two finished variants to compare")
+
+    attention = rng.random() < ATTENTION_RATE
+    if attention:
+        left = right = rng.choice(variants)
+    else:
+        counts = pair_vote_counts(session, run.id)
+        pairs = list(combinations(variants, 2))
+        weights = [
+            (2.0 if a.reference_id == b.id or b.reference_id == a.id else 1.0)
+            / (1 + counts.get(frozenset((a.id, b.id)), 0))
+            for a, b in pairs
+        ]
+        left, right = rng.choices(pairs, weights=weights)[0]
+        if rng.random() < 0.5:
+            left, right = right, left
+
+    # A prompt and seed for which both variants have an image.
+    other = aliased(Generation)
+    candidates = session.execute(
+        select(Generation.prompt_id, Generation.seed)
+        .join(
+            other,
+            and_(
+                other.prompt_id == Generation.prompt_id,
+                other.seed == Generation.seed,
+                other.variant_id == right.id,
+            ),
+        )
+        .where(Generation.variant_id == left.id)
+    ).all()
+    if not candidates:
+        raise ArenaError(409, f"{left.name} and {right.name} have no image of a common prompt")
+    prompt_id, seed = rng.choice(candidates)
+    matchup = Matchup(
+        run_id=run.id,
+        prompt_id=prompt_id,
+        seed=seed,
+        left_variant_id=left.id,
+        right_variant_id=right.id,
+        rater_id=rater.id,
+        attention_check=attention,
+        issued_at=utcnow(),
+    )
+    session.add(matchup)
+    session.flush()
+    token = serializer(secret_key).dumps({"m": matchup.id, "r": rater.id})
+    return Issued(matchup=matchup, token=token)
+
+
+def record_vote(
+    session: Session,
+    *,
+    token: str,
+    rater_id: str | None,
+    outcome: str,
+    secret_key: str,
+    max_age_s: int,
+    votes_per_minute: int,
+) -> Vote:
+    """Check everything, then store the vote and mark its matchup answered, in the caller's
+    transaction. Raises ArenaError (nothing stored) when the vote is not acceptable."""
+    # 1. The outcome is one of the four answers.
+    try:
+        answer = VoteOutcome(outcome)
+    except ValueError:
+        raise ArenaError(422, f"unknown outcome {outcome!r}") from None
+    # 2. The token is ours, untampered, and not expired.
+    try:
+        payload = serializer(secret_key).loads(token, max_age=max_age_s)
+    except SignatureExpired:
+        raise ArenaError(410, "this matchup has expired; load a new one") from None
+    except BadSignature:
+        raise ArenaError(400, "invalid matchup token") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("m"), int):
+        raise ArenaError(400, "invalid matchup token")
+    # 3. It was issued to this rater (a token is not transferable between browsers).
+    if rater_id is None or payload.get("r") != rater_id:
+        raise ArenaError(403, "this matchup was issued to another rater")
+    matchup = session.get(Matchup, payload["m"])
+    rater = session.get(Rater, rater_id)
+    if matchup is None or rater is None or matchup.rater_id != rater_id:
+        raise ArenaError(400, "this matchup was never issued")
+    # 4. Not faster than a person votes.
+    recent = session.scalar(
+        select(func.count())
+        .select_from(Vote)
+        .where(Vote.rater_id == rater_id, Vote.created_at > utcnow() - timedelta(minutes=1))
+    )
+    if (recent or 0) >= votes_per_minute:
+        raise ArenaError(429, f"too many votes: at most {votes_per_minute} a minute")
+    # 5. Once: the conditional UPDATE matches only an unanswered matchup.
+    now = utcnow()
+    answered = session.execute(
+        update(Matchup)
+        .where(Matchup.id == matchup.id, Matchup.answered_at.is_(None))
+        .values(answered_at=now)
+    )
+    if answered.rowcount != 1:  # type: ignore[attr-defined]
+        raise ArenaError(409, "this matchup has already been answered")
+
+    if matchup.attention_check:
+        if answer in (VoteOutcome.tie, VoteOutcome.both_bad):
+            rater.attention_passed += 1
+        else:
+            rater.attention_failed += 1
+            rater.flagged = rater.attention_failed >= FLAG_AFTER_FAILURES
+    vote = Vote(
+        matchup_id=matchup.id,
+        run_id=matchup.run_id,
+        prompt_id=matchup.prompt_id,
+        seed=matchup.seed,
+        left_variant_id=matchup.left_variant_id,
+        right_variant_id=matchup.right_variant_id,
+        outcome=answer,
+        rater_id=rater_id,
+        panel_id=rater.panel_id,
+        attention_check=matchup.attention_check,
+        created_at=now,
+    )
+    session.add(vote)
+    session.flush()
+    return vote
