@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+
+from app.config import Settings
+from app.web.main import create_app
 
 # The default paths never touch the network; make any accidental Hub access fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,3 +49,121 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models = tmp_path_factory.mktemp("models")
     build_tiny_models(models)
     return models
+
+
+# --- a real benchmark run for the pages, the API and the arena ---------------------------
+# Made once per test session by the real worker on the tiny offline pipelines. Tests must
+# treat `demo_data` as read-only; a test that writes uses `writable_demo` (a private copy).
+
+PROMPTS = """prompt\tcategory\tchallenge
+a red bicycle leaning on a wall\tVehicles\tBasic
+a bowl of ramen with an egg\tFood & Beverage\tBasic
+an owl reading a newspaper\tAnimals\tImagination
+<script>alert("x")</script> a lighthouse & the sea\tOutdoor Scenes\tBasic
+a teapot shaped like a snail\tArtifacts\tImagination
+two cats on a blue sofa\tAnimals\tQuantity
+"""
+
+CONFIG = """
+name = "webtest"
+description = "Web test run: <b>not bold</b>"
+prompts = "prompts.tsv"
+seeds = [0, 1]
+width = 64
+height = 64
+device = "cpu"
+hardware = "Test CPU"
+usd_per_hour = 3.6
+warmup = 1
+repeats = 3
+
+[[variants]]
+name = "dev"
+model = "tiny:dev"
+steps = 4
+guidance = 3.5
+max_sequence_length = 32
+dtype = "float32"
+
+[[variants]]
+name = "dev-turbo"
+base = "dev"
+steps = 2
+lora = { path = "tiny:turbo-lora", scale = 1.0, fuse = true }
+
+[[variants]]
+name = "schnell"
+model = "tiny:schnell"
+steps = 2
+guidance = 0.0
+max_sequence_length = 32
+dtype = "float32"
+
+[[variants]]
+name = "schnell-fp8"
+base = "schnell"
+quantize = "fp8_dynamic"
+"""
+
+
+@dataclass(frozen=True)
+class DemoData:
+    database_url: str
+    media_dir: Path
+    run_id: int
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> DemoData:
+    """4 variants (dev, dev-turbo with dev as reference, schnell, and schnell-fp8 which fails
+    on a CPU) × 6 prompts (one with HTML in it) × 2 seeds, 64×64."""
+    from app.benchmark import load_benchmark
+    from app.db import make_engine
+    from app.migrate import upgrade
+    from app.prompts import load_prompts
+    from app.worker.runner import Worker, enqueue_run
+
+    root = tmp_path_factory.mktemp("webdata")
+    (root / "prompts.tsv").write_text(PROMPTS)
+    (root / "bench.toml").write_text(CONFIG)
+    url = f"sqlite:///{root / 'web.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    bench = load_benchmark(root / "bench.toml")
+    run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path))
+    Worker(engine, media_dir=root / "media", models_dir=tiny_models, show_progress=False).work(
+        run_id
+    )
+    engine.dispose()
+    return DemoData(database_url=url, media_dir=root / "media", run_id=run_id)
+
+
+@pytest.fixture
+def demo_client(demo_data: DemoData) -> Iterator[TestClient]:
+    settings = Settings(database_url=demo_data.database_url, media_dir=demo_data.media_dir)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def writable_demo(demo_data: DemoData, tmp_path: Path) -> DemoData:
+    """A private copy of the demo database (media shared, read-only) for tests that write."""
+    import sqlite3
+
+    source = demo_data.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(source) as src, sqlite3.connect(tmp_path / "copy.db") as dst:
+        src.backup(dst)
+    return DemoData(f"sqlite:///{tmp_path / 'copy.db'}", demo_data.media_dir, demo_data.run_id)
+
+
+@pytest.fixture
+def writable_client(writable_demo: DemoData) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=writable_demo.database_url,
+        media_dir=writable_demo.media_dir,
+        admin_token="test-admin-token",
+        secret_key="test-secret",
+        page_cache_s=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.web.conftest import DemoData, demo_data  # noqa: F401 - the fixture, re-exported
+from tests.conftest import DemoData
 
 CHROMIUM = os.environ.get("FLUX_PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -52,7 +52,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_server(
-    demo_data: DemoData,  # noqa: F811
+    demo_data: DemoData,
     tiny_models: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveServer]:
