@@ -149,8 +149,10 @@ class Benchmark(StrictModel):
         return next(v for v in self.variants if v.name == name)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the images or the timings (not the price)."""
-        payload = self.model_dump(mode="json", exclude={"config_path", "usd_per_hour", "hardware"})
+        """Hash of everything that changes the images or the timings, the hardware included
+        (a cost is only computed for the hardware its latency was measured on); not the price,
+        which may change without invalidating the measurements."""
+        payload = self.model_dump(mode="json", exclude={"config_path", "usd_per_hour"})
         payload["prompts_path"] = self.prompts_path.name
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

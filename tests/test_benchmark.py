@@ -49,8 +49,11 @@ def test_benchmark_fingerprint_ignores_price_but_not_steps(tmp_path: Path) -> No
     a = load_benchmark(write(tmp_path, DEMO))
     b = load_benchmark(write(tmp_path, DEMO.replace("usd_per_hour = 0.10", "usd_per_hour = 9")))
     c = load_benchmark(write(tmp_path, DEMO.replace("steps = 28", "steps = 20")))
+    d = load_benchmark(write(tmp_path, DEMO.replace('hardware = "2-core', 'hardware = "8-core')))
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != c.fingerprint()
+    # Other hardware is another measurement, never a relabelling of this one.
+    assert a.fingerprint() != d.fingerprint()
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def enqueue_run(engine: Engine, bench: bm.Benchmark, prompts: list[PromptRow]) -
             session.execute(
                 update(Run)
                 .where(Run.id == existing)
-                .values(usd_per_hour=bench.usd_per_hour, hardware=bench.hardware)
+                .values(usd_per_hour=bench.usd_per_hour)
             )
             return existing
     try:
