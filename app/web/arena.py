@@ -1,7 +1,401 @@
-"""(placeholder: being built)"""
+"""Arena `/arena`: blind pairwise votes. One matchup at a time (two images of one prompt and
+seed, names hidden), a vote, then the reveal (names and latencies) and the next matchup.
+
+The rules (which pair, which votes count) live in app/arena.py; this module is the HTTP side:
+the rater cookie, the vote form's body limits and origin check, and the three renderings of
+every answer (whole page, htmx fragment, JSON).
+
+The rater is an anonymous id in a signed cookie. A vote must carry a matchup token issued to
+that same id, so a cross-site form cannot produce a valid (cookie, token) pair; a POST whose
+Origin names another host is refused before anything else.
+
+While a matchup is open its images are served from `/arena/images/{matchup}/{side}`, not from
+/media: media paths carry the variant's name, and the two sides of an attention check would
+share one URL.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from itsdangerous import BadData, URLSafeSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.arena import ArenaError, get_or_create_rater, issue_matchup, record_vote
+from app.config import Settings
+from app.models import Generation, Matchup, Run, Variant, Vote, VoteOutcome
+from app.web.deps import SessionDep
+from app.web.selection import select_run
+from app.web.templating import render
 
 router = APIRouter()
+
+RATER_COOKIE = "fp_rater"
+RATER_SALT = "flux-playground.rater"
+RATER_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+# A vote form is a token (~100 bytes) and an outcome: anything near this size is not one.
+MAX_VOTE_BODY_BYTES = 4096
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+OUTCOME_LABELS = {
+    VoteOutcome.left: "left is better",
+    VoteOutcome.right: "right is better",
+    VoteOutcome.tie: "tie",
+    VoteOutcome.both_bad: "both bad",
+}
+
+TITLES = {
+    403: "Vote refused",
+    409: "Already answered",
+    410: "This matchup expired",
+    413: "Vote too large",
+    429: "Slow down",
+}
+
+Side = Literal["left", "right"]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One side of a matchup: the variant and its image of the matchup's prompt and seed."""
+
+    variant: Variant
+    generation: Generation
+
+    @property
+    def media_url(self) -> str:
+        g = self.generation
+        return f"/media/{g.image_path}?v={g.image_sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class VoteForm:
+    token: str
+    outcome: str
+
+
+# 1. The rater cookie.
+
+
+def _rater_serializer(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(settings.secret_key, salt=RATER_SALT)
+
+
+def rater_id_from_cookie(request: Request) -> str | None:
+    """The cookie's rater id when its signature holds; a missing or tampered cookie is None
+    (the visitor becomes a new rater), never an error."""
+    value = request.cookies.get(RATER_COOKIE)
+    if not value:
+        return None
+    try:
+        rater_id = _rater_serializer(request.app.state.settings).loads(value)
+    except BadData:
+        return None
+    return rater_id if isinstance(rater_id, str) else None
+
+
+def _set_rater_cookie(request: Request, response: Response, rater_id: str) -> None:
+    response.set_cookie(
+        RATER_COOKIE,
+        _rater_serializer(request.app.state.settings).dumps(rater_id),
+        max_age=RATER_COOKIE_MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+# 2. What a matchup and a vote show.
+
+
+def _shown(session: Session, matchup: Matchup) -> tuple[Shown, Shown]:
+    """Both sides of a matchup (for an attention check, the same variant and image twice)."""
+    found = {
+        g.variant_id: g
+        for g in session.scalars(
+            select(Generation).where(
+                Generation.variant_id.in_([matchup.left_variant_id, matchup.right_variant_id]),
+                Generation.prompt_id == matchup.prompt_id,
+                Generation.seed == matchup.seed,
+            )
+        )
+    }
+    left, right = (found[matchup.left_variant_id], found[matchup.right_variant_id])
+    return Shown(left.variant, left), Shown(right.variant, right)
+
+
+def _votes_by(session: Session, rater_id: str) -> int:
+    return (
+        session.scalar(select(func.count()).select_from(Vote).where(Vote.rater_id == rater_id)) or 0
+    )
+
+
+def _arena_url(run_id: int | None) -> str:
+    return f"/arena?run={run_id}" if run_id is not None else "/arena"
+
+
+def _reveal_context(session: Session, vote: Vote) -> dict[str, Any]:
+    matchup = session.get_one(Matchup, vote.matchup_id)
+    left, right = _shown(session, matchup)
+    return {
+        "state": "reveal",
+        "run": session.get(Run, vote.run_id),
+        "vote": vote,
+        "outcome_label": OUTCOME_LABELS[vote.outcome],
+        "attention_passed": vote.outcome in (VoteOutcome.tie, VoteOutcome.both_bad),
+        "prompt": left.generation.prompt,
+        "left": left,
+        "right": right,
+        "next_url": _arena_url(vote.run_id),
+        "votes_by_rater": _votes_by(session, vote.rater_id),
+    }
+
+
+def _message(
+    request: Request,
+    status: int,
+    reason: str,
+    *,
+    run: Run | None = None,
+    next_url: str | None = None,
+    title: str | None = None,
+) -> Response:
+    """A refusal or an empty state, in the arena's own frame: as JSON when asked for it, as
+    the stage fragment for htmx (arena.js swaps 4xx fragments in), else as the whole page."""
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"detail": reason}, status_code=status)
+    context = {
+        "nav": "arena",
+        "run": run,
+        "state": "message",
+        "status": status,
+        "reason": reason,
+        "title": title or TITLES.get(status, "Vote not accepted"),
+        "next_url": next_url,
+    }
+    return render(request, "arena.html", context, block="stage", status_code=status)
+
+
+# 3. The pages.
+
+
+@router.get("/arena", response_class=HTMLResponse, summary="Arena: the next blind matchup")
+def arena(
+    request: Request,
+    session: SessionDep,
+    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    panel: Annotated[
+        str | None, Query(max_length=64, description="Join the panel with this code.")
+    ] = None,
+) -> Response:
+    settings: Settings = request.app.state.settings
+    selected = select_run(session, run)
+    if selected is None:
+        return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
+    cookie_rater = rater_id_from_cookie(request)
+    try:
+        rater = get_or_create_rater(session, cookie_rater, panel)
+    except ArenaError as exc:
+        # An unknown panel code: the error page, not a matchup the rater did not ask for.
+        raise HTTPException(exc.status_code, exc.reason) from None
+    try:
+        issued = issue_matchup(session, selected, rater, settings.secret_key)
+    except ArenaError as exc:
+        return _message(
+            request, exc.status_code, exc.reason, run=selected, title="Nothing to compare yet"
+        )
+    session.commit()
+
+    matchup = issued.matchup
+    left, right = _shown(session, matchup)
+    vote_url = f"/arena/vote?run={selected.id}"
+    context = {
+        "nav": "arena",
+        "run": selected,
+        "state": "matchup",
+        "matchup": matchup,
+        "token": issued.token,
+        "prompt": left.generation.prompt,
+        "left": left,
+        "right": right,
+        "width": left.generation.width,
+        "height": left.generation.height,
+        "vote_url": vote_url,
+        "votes_by_rater": _votes_by(session, rater.id),
+        "panel": rater.panel,
+    }
+    response = render(request, "arena.html", context, block="stage")
+    # Personal: a shared cache must never hand one rater's token to another.
+    response.headers["Cache-Control"] = "no-store"
+    if rater.id != cookie_rater:
+        _set_rater_cookie(request, response, rater.id)
+    return response
+
+
+@router.get(
+    "/arena/images/{matchup_id}/{side}",
+    summary="One side's image of an open matchup (no variant name in the URL)",
+    response_class=FileResponse,
+)
+def arena_image(
+    request: Request,
+    session: SessionDep,
+    matchup_id: Annotated[int, Path(ge=1)],
+    side: Side,
+) -> Response:
+    matchup = session.get(Matchup, matchup_id)
+    if matchup is None or matchup.rater_id != rater_id_from_cookie(request):
+        raise HTTPException(404, f"no matchup {matchup_id} of yours")
+    left, right = _shown(session, matchup)
+    shown = left if side == "left" else right
+    path = request.app.state.settings.media_dir / shown.generation.image_path
+    if not path.is_file():
+        raise HTTPException(404, f"the image of matchup {matchup_id} is missing")
+    return FileResponse(
+        path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@router.get(
+    "/arena/reveal/{matchup_id}",
+    response_class=HTMLResponse,
+    summary="After a vote: which variants the two sides were",
+)
+def reveal(
+    request: Request,
+    session: SessionDep,
+    matchup_id: Annotated[int, Path(ge=1)],
+) -> Response:
+    vote = session.scalars(select(Vote).where(Vote.matchup_id == matchup_id)).first()
+    if vote is None or vote.rater_id != rater_id_from_cookie(request):
+        raise HTTPException(404, f"no answered matchup {matchup_id} of yours")
+    context = {"nav": "arena", **_reveal_context(session, vote)}
+    response = render(request, "arena.html", context, block="stage")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# 4. The vote.
+
+
+def _cross_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    # Behind a proxy that rewrites Host, X-Forwarded-Host names the public host. A cross-site
+    # form cannot set either header (a custom header needs CORS, which this app never grants).
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return urlsplit(origin).netloc not in hosts
+
+
+async def read_vote_form(request: Request) -> VoteForm:
+    """The form's two fields, from at most MAX_VOTE_BODY_BYTES of body. Raises ArenaError."""
+    if _cross_origin(request):
+        raise ArenaError(403, "cross-origin vote refused")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_VOTE_BODY_BYTES):
+        raise ArenaError(413, f"a vote is at most {MAX_VOTE_BODY_BYTES} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise ArenaError(415, f"a vote is a form ({FORM_TYPE}), not {content_type or 'nothing'}")
+    body = bytearray()
+    # Content-Length may be absent (chunked) or lie: count what actually arrives.
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_VOTE_BODY_BYTES:
+            raise ArenaError(413, f"a vote is at most {MAX_VOTE_BODY_BYTES} bytes")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=8
+        )
+    except ValueError:  # UnicodeDecodeError included
+        raise ArenaError(400, "the vote form could not be parsed") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise ArenaError(422, f"{name}: given more than once")
+        fields[name] = value
+    missing = [name for name in ("token", "outcome") if not fields.get(name)]
+    if missing:
+        raise ArenaError(422, "; ".join(f"{name}: field required" for name in missing))
+    return VoteForm(token=fields["token"], outcome=fields["outcome"])
+
+
+def _store_vote(request: Request, session: Session, form: VoteForm, run_id: int | None) -> Response:
+    settings: Settings = request.app.state.settings
+    try:
+        vote = record_vote(
+            session,
+            token=form.token,
+            rater_id=rater_id_from_cookie(request),
+            outcome=form.outcome,
+            secret_key=settings.secret_key,
+            max_age_s=settings.arena_token_ttl_s,
+            votes_per_minute=settings.arena_votes_per_minute,
+        )
+    except ArenaError as exc:
+        session.rollback()
+        run = session.get(Run, run_id) if run_id is not None else None
+        return _message(request, exc.status_code, exc.reason, run=run, next_url=_arena_url(run_id))
+    # DESIGN.md rule 5: a vote that got a 2xx is in the database.
+    session.commit()
+
+    if "application/json" in request.headers.get("accept", ""):
+        context = _reveal_context(session, vote)
+        return JSONResponse(
+            {
+                "vote_id": vote.id,
+                "matchup_id": vote.matchup_id,
+                "outcome": vote.outcome.value,
+                "attention_check": vote.attention_check,
+                **{
+                    side: {
+                        "variant": context[side].variant.name,
+                        "latency_s": context[side].generation.latency_s,
+                    }
+                    for side in ("left", "right")
+                },
+            },
+            status_code=201,
+        )
+    if request.headers.get("HX-Request") != "true":
+        # Post/redirect/get: reloading the reveal page does not post the vote again.
+        return RedirectResponse(f"/arena/reveal/{vote.matchup_id}", status_code=303)
+    context = {"nav": "arena", **_reveal_context(session, vote)}
+    return render(request, "arena.html", context, block="stage")
+
+
+@router.post(
+    "/arena/vote",
+    summary="Vote on a matchup (form fields: token, outcome)",
+    responses={
+        201: {"description": "Stored (JSON)."},
+        303: {"description": "Stored; see the reveal page."},
+        400: {"description": "Invalid token, or a body that is not a form."},
+        403: {"description": "Another rater's token, or a cross-origin request."},
+        409: {"description": "Already answered."},
+        410: {"description": "The token expired."},
+        413: {"description": "Body over 4 KiB."},
+        415: {"description": "Not application/x-www-form-urlencoded."},
+        422: {"description": "A field missing, or an unknown outcome."},
+        429: {"description": "Over the per-rater vote rate limit."},
+    },
+)
+async def vote(
+    request: Request,
+    session: SessionDep,
+    run: Annotated[int | None, Query(ge=1, description="Run the next matchup comes from.")] = None,
+) -> Response:
+    # Read the body here, under the size limit, instead of letting a Form() parameter read
+    # all of it first; the database work then runs in the thread pool like any sync route.
+    try:
+        form = await read_vote_form(request)
+    except ArenaError as exc:
+        return _message(request, exc.status_code, exc.reason, next_url=_arena_url(run))
+    return await run_in_threadpool(_store_vote, request, session, form, run)

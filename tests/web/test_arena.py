@@ -1,0 +1,651 @@
+"""The arena pages `/arena`, `/arena/vote`, `/arena/reveal/{id}`, `/arena/images/{id}/{side}`,
+on a private copy of the real demo run (tests/conftest.py). Every refusal is checked twice: its
+status, and that the number of votes in the database did not change."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup, Tag
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from sqlalchemy import Engine, func, select, update
+
+import app.arena
+from app.arena import TOKEN_SALT
+from app.config import Settings
+from app.db import make_engine, session_scope
+from app.models import (
+    Generation,
+    Matchup,
+    Panel,
+    Prompt,
+    Rater,
+    Variant,
+    VariantStatus,
+    Vote,
+    VoteOutcome,
+)
+from app.web.arena import MAX_VOTE_BODY_BYTES, RATER_COOKIE, RATER_SALT
+from app.web.main import create_app
+from tests.conftest import DemoData
+
+SECRET = "test-secret"  # writable_client's
+HX = {"HX-Request": "true"}
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture(autouse=True)
+def no_attention_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Votes in these tests are on real pairs unless a test asks for attention checks."""
+    monkeypatch.setattr(app.arena, "ATTENTION_RATE", 0.0)
+
+
+@dataclass
+class Db:
+    engine: Engine
+    run_id: int
+
+    def votes(self) -> int:
+        with session_scope(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(Vote)) or 0
+
+    def raters(self) -> int:
+        with session_scope(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(Rater)) or 0
+
+    def matchups(self) -> int:
+        with session_scope(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(Matchup)) or 0
+
+    def get(self, model: type[Any], key: object) -> Any:
+        with session_scope(self.engine) as session:
+            row = session.get(model, key)
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    def variant_names(self) -> dict[int, str]:
+        with session_scope(self.engine) as session:
+            return {vid: name for vid, name in session.execute(select(Variant.id, Variant.name))}
+
+    def generation(self, variant_id: int, prompt_id: int, seed: int) -> Generation:
+        with session_scope(self.engine) as session:
+            g = session.scalars(
+                select(Generation).where(
+                    Generation.variant_id == variant_id,
+                    Generation.prompt_id == prompt_id,
+                    Generation.seed == seed,
+                )
+            ).one()
+            session.expunge(g)
+            return g
+
+
+@pytest.fixture
+def db(writable_demo: DemoData) -> Iterator[Db]:
+    engine = make_engine(writable_demo.database_url)
+    yield Db(engine, writable_demo.run_id)
+    engine.dispose()
+
+
+@pytest.fixture
+def make_client(writable_demo: DemoData) -> Iterator[Callable[..., TestClient]]:
+    """A client on the writable copy with some settings changed (same secret key)."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = Settings(
+            database_url=writable_demo.database_url,
+            media_dir=writable_demo.media_dir,
+            secret_key=SECRET,
+            page_cache_s=0,
+            **overrides,
+        )
+        client = TestClient(create_app(settings))
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One matchup page as the browser gets it."""
+
+    status: int
+    soup: BeautifulSoup
+    token: str
+    matchup_id: int
+    rater_id: str
+
+    @property
+    def stage(self) -> Tag:
+        stage = self.soup.select_one("#arena-stage")
+        assert stage is not None
+        return stage
+
+
+def open_matchup(client: TestClient, run_id: int, **params: str) -> Shown:
+    response = client.get("/arena", params={"run": str(run_id), **params})
+    assert response.status_code == 200, response.text
+    soup = BeautifulSoup(response.text, "html.parser")
+    token_input = soup.select_one("form.arena-form input[name=token]")
+    assert token_input is not None
+    token = str(token_input["value"])
+    payload = URLSafeTimedSerializer(SECRET, salt=TOKEN_SALT).loads(token)
+    return Shown(response.status_code, soup, token, payload["m"], payload["r"])
+
+
+def cast(
+    client: TestClient,
+    token: str,
+    outcome: str = "left",
+    headers: dict[str, str] | None = None,
+    path: str = "/arena/vote",
+) -> Any:
+    return client.post(
+        path,
+        data={"token": token, "outcome": outcome},
+        headers=headers,
+        follow_redirects=False,
+    )
+
+
+def cookie_rater(client: TestClient) -> str:
+    value = client.cookies.get(RATER_COOKIE)
+    assert value is not None
+    rater_id = URLSafeSerializer(SECRET, salt=RATER_SALT).loads(value)
+    assert isinstance(rater_id, str)
+    return rater_id
+
+
+def token_for(payload: dict[str, Any], key: str = SECRET) -> str:
+    return URLSafeTimedSerializer(key, salt=TOKEN_SALT).dumps(payload)
+
+
+# 1. The matchup page.
+
+
+def test_arena_first_visit_sets_signed_cookie_and_hides_names(
+    writable_client: TestClient, db: Db
+) -> None:
+    response = writable_client.get("/arena", params={"run": db.run_id})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    set_cookie = response.headers["set-cookie"]
+    assert set_cookie.startswith(f"{RATER_COOKIE}=")
+    assert "HttpOnly" in set_cookie
+    assert "samesite=lax" in set_cookie.lower()
+    assert "Max-Age=31536000" in set_cookie
+    rater_id = cookie_rater(writable_client)
+    assert db.get(Rater, rater_id) is not None
+
+    soup = BeautifulSoup(response.text, "html.parser")
+    stage = soup.select_one("#arena-stage[data-state=matchup]")
+    assert stage is not None
+    images = stage.select(".arena-side img")
+    assert len(images) == 2
+    srcs = [str(img["src"]) for img in images]
+    assert srcs[0] != srcs[1]
+    page_text = stage.get_text(" ")
+    for name in db.variant_names().values():
+        assert name not in page_text
+        assert all(f"/{name}/" not in src and name not in src for src in srcs)
+        assert all(name not in str(img.get("alt", "")) for img in images)
+    # The prompt of the issued matchup, escaped (one prompt has a <script> in it).
+    assert stage.select("script") == []
+    form = stage.select_one("form.arena-form")
+    assert form is not None
+    assert form["method"] == "post" and str(form["action"]).startswith("/arena/vote")
+    assert str(form["hx-post"]).startswith("/arena/vote")
+    buttons = {str(b["value"]): b for b in form.select("button[name=outcome]")}
+    assert set(buttons) == {o.value for o in VoteOutcome}
+    keys = {value: [k.get_text() for k in b.select("kbd")] for value, b in buttons.items()}
+    assert keys == {
+        "left": ["←", "1"],
+        "right": ["→", "2"],
+        "tie": ["↓", "3", "t"],
+        "both_bad": ["b", "4"],
+    }
+
+    # A second visit keeps the rater: no new cookie, no new rater.
+    again = writable_client.get("/arena", params={"run": db.run_id})
+    assert "set-cookie" not in again.headers
+    assert cookie_rater(writable_client) == rater_id
+    assert db.raters() == 1
+
+
+def test_arena_matchups_skip_failed_variant_and_show_one_prompt_and_seed(
+    writable_client: TestClient, writable_demo: DemoData, db: Db
+) -> None:
+    names = db.variant_names()
+    seen: set[frozenset[str]] = set()
+    for _ in range(30):
+        shown = open_matchup(writable_client, db.run_id)
+        matchup = db.get(Matchup, shown.matchup_id)
+        pair = frozenset((names[matchup.left_variant_id], names[matchup.right_variant_id]))
+        assert "schnell-fp8" not in pair  # failed: it has no images
+        assert len(pair) == 2
+        seen.add(pair)
+        prompt = shown.stage.select_one(".arena-prompt q")
+        assert prompt is not None
+        assert prompt.get_text() == db.get(Prompt, matchup.prompt_id).text
+        for side, variant_id in (
+            ("left", matchup.left_variant_id),
+            ("right", matchup.right_variant_id),
+        ):
+            generation = db.generation(variant_id, matchup.prompt_id, matchup.seed)
+            image = writable_client.get(f"/arena/images/{matchup.id}/{side}")
+            assert image.status_code == 200
+            assert image.headers["content-type"] == "image/png"
+            assert image.content == (writable_demo.media_dir / generation.image_path).read_bytes()
+    assert len(seen) >= 2
+
+
+# 2. A valid vote.
+
+
+def test_arena_valid_vote_is_stored_then_revealed(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    response = cast(writable_client, shown.token, "right")
+    # Without htmx: post/redirect/get to the reveal page.
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/arena/reveal/{shown.matchup_id}"
+    assert db.votes() == 1
+    matchup = db.get(Matchup, shown.matchup_id)
+    assert matchup.answered_at is not None
+    with session_scope(db.engine) as session:
+        vote = session.scalars(select(Vote)).one()
+        assert vote.matchup_id == matchup.id
+        assert vote.rater_id == shown.rater_id == cookie_rater(writable_client)
+        assert vote.outcome == VoteOutcome.right
+        assert (vote.left_variant_id, vote.right_variant_id) == (
+            matchup.left_variant_id,
+            matchup.right_variant_id,
+        )
+        assert (vote.run_id, vote.prompt_id, vote.seed) == (
+            db.run_id,
+            matchup.prompt_id,
+            matchup.seed,
+        )
+        assert vote.attention_check is False
+        assert vote.panel_id is None
+
+    reveal = writable_client.get(response.headers["location"])
+    assert reveal.status_code == 200
+    soup = BeautifulSoup(reveal.text, "html.parser")
+    stage = soup.select_one("#arena-stage[data-state=reveal]")
+    assert stage is not None
+    names = db.variant_names()
+    shown_names = [n.get_text() for n in stage.select(".arena-side .variant-name")]
+    assert shown_names == [names[matchup.left_variant_id], names[matchup.right_variant_id]]
+    assert len(stage.select(".arena-side .latency")) == 2
+    chosen = stage.select(".arena-side.chosen")
+    assert [c["data-side"] for c in chosen] == ["right"]
+    next_link = stage.select_one("a.arena-next")
+    assert next_link is not None and next_link["href"] == f"/arena?run={db.run_id}"
+    assert next_link.has_attr("autofocus")
+
+
+def test_arena_vote_as_json(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    response = cast(writable_client, shown.token, "tie", {"Accept": "application/json"})
+    assert response.status_code == 201
+    body = response.json()
+    matchup = db.get(Matchup, shown.matchup_id)
+    names = db.variant_names()
+    assert body["outcome"] == "tie" and body["matchup_id"] == matchup.id
+    assert body["left"]["variant"] == names[matchup.left_variant_id]
+    assert body["right"]["variant"] == names[matchup.right_variant_id]
+    assert body["left"]["latency_s"] > 0
+    assert db.votes() == 1
+
+
+def test_arena_htmx_returns_only_the_fragment(writable_client: TestClient, db: Db) -> None:
+    writable_client.get("/arena", params={"run": db.run_id})  # the cookie
+    response = writable_client.get("/arena", params={"run": db.run_id}, headers=HX)
+    assert response.status_code == 200
+    assert "<html" not in response.text
+    soup = BeautifulSoup(response.text, "html.parser")
+    assert soup.select("nav.mainnav") == []
+    stage = soup.select_one("#arena-stage[data-state=matchup]")
+    assert stage is not None
+    token = stage.select_one("input[name=token]")
+    assert token is not None
+
+    voted = cast(writable_client, str(token["value"]), "both_bad", HX)
+    assert voted.status_code == 200
+    assert "<html" not in voted.text
+    stage = BeautifulSoup(voted.text, "html.parser").select_one("#arena-stage[data-state=reveal]")
+    assert stage is not None
+    assert len(stage.select(".variant-name")) == 2
+    assert stage.select(".arena-side.chosen") == []  # "both bad" picks no side
+    next_link = stage.select_one("a.arena-next")
+    assert next_link is not None
+    assert next_link["hx-get"] == f"/arena?run={db.run_id}"
+    assert next_link["hx-target"] == "#arena-stage"
+    assert db.votes() == 1
+
+
+# 3. Tokens that must not count.
+
+
+def test_arena_forged_token_is_refused(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    forged = token_for({"m": shown.matchup_id, "r": shown.rater_id}, key="another-key")
+    response = cast(writable_client, forged)
+    assert response.status_code == 400
+    assert "invalid matchup token" in response.text
+    assert db.votes() == 0
+
+
+def test_arena_tampered_token_is_refused(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    first = shown.token[0]
+    tampered = ("A" if first != "A" else "B") + shown.token[1:]
+    response = cast(writable_client, tampered)
+    assert response.status_code == 400
+    assert db.votes() == 0
+    assert db.get(Matchup, shown.matchup_id).answered_at is None
+
+
+class _HourAgo(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 3600
+
+
+def test_arena_expired_token_is_refused(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    # The same payload, signed with the right key an hour ago (the lifetime is 900 s).
+    old = URLSafeTimedSerializer(SECRET, salt=TOKEN_SALT, signer=_HourAgo).dumps(
+        {"m": shown.matchup_id, "r": shown.rater_id}
+    )
+    response = cast(writable_client, old)
+    assert response.status_code == 410
+    assert "expired" in response.text
+    assert db.votes() == 0
+    # The fresh token of the same matchup still counts.
+    assert cast(writable_client, shown.token).status_code == 303
+    assert db.votes() == 1
+
+
+def test_arena_replayed_token_is_refused(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    assert cast(writable_client, shown.token, "left").status_code == 303
+    again = cast(writable_client, shown.token, "right")
+    assert again.status_code == 409
+    assert "already been answered" in again.text
+    assert db.votes() == 1
+    with session_scope(db.engine) as session:
+        assert session.scalars(select(Vote.outcome)).one() == VoteOutcome.left
+
+
+def test_arena_token_of_another_rater_is_refused(writable_client: TestClient, db: Db) -> None:
+    mine = open_matchup(writable_client, db.run_id)
+    writable_client.cookies.clear()
+    other = open_matchup(writable_client, db.run_id)
+    assert other.rater_id != mine.rater_id
+    # The other rater's cookie with my token.
+    response = cast(writable_client, mine.token)
+    assert response.status_code == 403
+    assert "another rater" in response.text
+    # No cookie at all.
+    writable_client.cookies.clear()
+    assert cast(writable_client, mine.token).status_code == 403
+    assert db.votes() == 0
+
+
+def test_arena_pair_never_issued_is_refused(writable_client: TestClient, db: Db) -> None:
+    theirs = open_matchup(writable_client, db.run_id)
+    writable_client.cookies.clear()
+    me = open_matchup(writable_client, db.run_id)
+    for matchup_id in (10_000, theirs.matchup_id):  # no such matchup; someone else's
+        token = token_for({"m": matchup_id, "r": me.rater_id})
+        response = cast(writable_client, token)
+        assert response.status_code == 400, matchup_id
+        assert "never issued" in response.text
+    assert db.votes() == 0
+    assert db.get(Matchup, theirs.matchup_id).answered_at is None
+
+
+def test_arena_flood_over_the_rate_limit_is_refused(
+    make_client: Callable[..., TestClient], db: Db
+) -> None:
+    client = make_client(arena_votes_per_minute=3)
+    for _ in range(3):
+        assert cast(client, open_matchup(client, db.run_id).token).status_code == 303
+    shown = open_matchup(client, db.run_id)
+    response = cast(client, shown.token)
+    assert response.status_code == 429
+    assert "at most 3 a minute" in response.text
+    assert db.votes() == 3
+    assert db.get(Matchup, shown.matchup_id).answered_at is None
+
+
+# 4. Bodies and origins.
+
+
+def test_arena_oversized_body_is_refused(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    body = f"token={shown.token}&outcome=left&pad={'x' * MAX_VOTE_BODY_BYTES}".encode()
+    response = writable_client.post(
+        "/arena/vote", content=body, headers={"Content-Type": FORM}, follow_redirects=False
+    )
+    assert response.status_code == 413
+    # Without a Content-Length (chunked), the limit holds on what arrives.
+    chunked = writable_client.post(
+        "/arena/vote",
+        content=iter([body[:2000], body[2000:]]),
+        headers={"Content-Type": FORM},
+        follow_redirects=False,
+    )
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413
+    assert db.votes() == 0
+    assert cast(writable_client, shown.token).status_code == 303  # the token was not used
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("outcome=left", FORM, 422),  # no token
+        ("token={token}", FORM, 422),  # no outcome
+        ("token={token}&outcome=", FORM, 422),  # empty outcome
+        ("token={token}&outcome=maybe", FORM, 422),  # not one of the four
+        ("token={token}&outcome=left&outcome=right", FORM, 422),  # twice
+        ("", FORM, 422),
+        ("token", FORM, 400),  # not a form
+        (b"token=%ff&outcome=left", FORM, 400),  # not UTF-8
+        ('{{"token": "{token}", "outcome": "left"}}', "application/json", 415),
+        ("token={token}&outcome=left", "text/plain", 415),
+        ("token={token}&outcome=left", None, 415),
+    ],
+)
+def test_arena_malformed_body_is_refused(
+    writable_client: TestClient,
+    db: Db,
+    body: str | bytes,
+    content_type: str | None,
+    status: int,
+) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    content = body if isinstance(body, bytes) else body.format(token=shown.token).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = writable_client.post(
+        "/arena/vote", content=content, headers=headers, follow_redirects=False
+    )
+    assert response.status_code == status, response.text
+    soup = BeautifulSoup(response.text, "html.parser")
+    assert soup.select_one("#arena-stage .arena-message .reason") is not None
+    assert db.votes() == 0
+    assert db.get(Matchup, shown.matchup_id).answered_at is None
+
+
+def test_arena_cross_origin_post_is_refused(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    for origin in ("https://evil.example", "http://testserver.evil.example", "null"):
+        response = cast(writable_client, shown.token, headers={"Origin": origin})
+        assert response.status_code == 403, origin
+        assert "cross-origin" in response.text
+    assert db.votes() == 0
+    # The same request from this host counts.
+    assert (
+        cast(writable_client, shown.token, headers={"Origin": "http://testserver"}).status_code
+        == 303
+    )
+    assert db.votes() == 1
+
+
+def test_arena_refusals_as_json_and_as_htmx_fragment(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    assert cast(writable_client, shown.token).status_code == 303
+    as_json = cast(writable_client, shown.token, headers={"Accept": "application/json"})
+    assert as_json.status_code == 409
+    assert as_json.json() == {"detail": "this matchup has already been answered"}
+    # The form posts to /arena/vote?run=ID: the refusal links to that run's next matchup.
+    fragment = cast(writable_client, shown.token, headers=HX, path=f"/arena/vote?run={db.run_id}")
+    assert fragment.status_code == 409
+    assert "<html" not in fragment.text
+    stage = BeautifulSoup(fragment.text, "html.parser").select_one("#arena-stage")
+    assert stage is not None and stage["data-state"] == "message"
+    next_link = stage.select_one("a.arena-next")
+    assert next_link is not None and next_link["hx-get"] == f"/arena?run={db.run_id}"
+    assert db.votes() == 1
+
+
+# 5. Raters, panels, attention checks.
+
+
+def test_arena_tampered_rater_cookie_makes_a_new_rater(writable_client: TestClient, db: Db) -> None:
+    first = open_matchup(writable_client, db.run_id)
+    # Someone else's id, signed with another key; then plain garbage.
+    forged = URLSafeSerializer("another-key", salt=RATER_SALT).dumps(first.rater_id)
+    for value in (forged, "garbage", first.rater_id):
+        writable_client.cookies.clear()
+        response = writable_client.get(
+            "/arena", params={"run": db.run_id}, headers={"Cookie": f"{RATER_COOKIE}={value}"}
+        )
+        assert response.status_code == 200
+        assert f"{RATER_COOKIE}=" in response.headers["set-cookie"]
+        assert cookie_rater(writable_client) != first.rater_id
+    assert db.raters() == 4
+    # ... and such a cookie cannot vote with the real rater's token.
+    writable_client.cookies.clear()
+    response = cast(writable_client, first.token, headers={"Cookie": f"{RATER_COOKIE}={forged}"})
+    assert response.status_code == 403
+    assert db.votes() == 0
+
+
+def test_arena_panel_link_joins_the_panel(writable_client: TestClient, db: Db) -> None:
+    with session_scope(db.engine) as session:
+        panel = Panel(code="lab-7", name="Lab <7>")
+        session.add(panel)
+        session.flush()
+        panel_id = panel.id
+    shown = open_matchup(writable_client, db.run_id, panel="lab-7")
+    assert db.get(Rater, shown.rater_id).panel_id == panel_id
+    name = shown.stage.select_one(".panel-name")
+    assert name is not None and name.get_text() == "Lab <7>"
+    assert cast(writable_client, shown.token).status_code == 303
+    with session_scope(db.engine) as session:
+        assert session.scalars(select(Vote.panel_id)).one() == panel_id
+
+
+def test_arena_unknown_panel_is_not_found(writable_client: TestClient, db: Db) -> None:
+    response = writable_client.get("/arena", params={"run": db.run_id, "panel": "nope"})
+    assert response.status_code == 404
+    reasons = BeautifulSoup(response.text, "html.parser").select(".reasons li")
+    assert [r.get_text() for r in reasons] == ["unknown panel code 'nope'"]
+    assert "set-cookie" not in response.headers
+    assert (db.raters(), db.matchups(), db.votes()) == (0, 0, 0)
+
+
+def test_arena_attention_check_shows_one_image_twice_and_flags_after_two_misses(
+    writable_client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.arena, "ATTENTION_RATE", 1.0)
+    for n in (1, 2):
+        shown = open_matchup(writable_client, db.run_id)
+        matchup = db.get(Matchup, shown.matchup_id)
+        assert matchup.attention_check
+        assert matchup.left_variant_id == matchup.right_variant_id
+        srcs = [str(img["src"]) for img in shown.stage.select(".arena-side img")]
+        assert srcs[0] != srcs[1]  # the URLs do not give the check away ...
+        left, right = (writable_client.get(src).content for src in srcs)
+        assert left == right  # ... the images are the same
+
+        response = cast(writable_client, shown.token, "left", HX)
+        assert response.status_code == 200
+        stage = BeautifulSoup(response.text, "html.parser").select_one("#arena-stage")
+        assert stage is not None
+        reveal = stage.select_one(".arena-reveal[data-attention-check=true]")
+        assert reveal is not None
+        assert stage.select_one(".attention-note.missed") is not None
+        rater = db.get(Rater, shown.rater_id)
+        assert rater.attention_failed == n
+        assert rater.flagged is (n == 2)
+    assert db.votes() == 2
+
+
+def test_arena_attention_check_passed_with_a_tie(
+    writable_client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.arena, "ATTENTION_RATE", 1.0)
+    shown = open_matchup(writable_client, db.run_id)
+    response = cast(writable_client, shown.token, "tie", HX)
+    stage = BeautifulSoup(response.text, "html.parser")
+    assert stage.select_one(".attention-note.passed") is not None
+    rater = db.get(Rater, shown.rater_id)
+    assert (rater.attention_passed, rater.attention_failed, rater.flagged) == (1, 0, False)
+
+
+# 6. The edges.
+
+
+def test_arena_fewer_than_two_finished_variants(writable_client: TestClient, db: Db) -> None:
+    with session_scope(db.engine) as session:
+        session.execute(
+            update(Variant)
+            .where(Variant.name.in_(["dev", "dev-turbo"]))
+            .values(status=VariantStatus.failed)
+        )
+    response = writable_client.get("/arena", params={"run": db.run_id})
+    assert response.status_code == 409
+    soup = BeautifulSoup(response.text, "html.parser")
+    message = soup.select_one("#arena-stage .arena-message")
+    assert message is not None
+    assert "fewer than two finished variants" in message.get_text()
+    assert soup.select("form.arena-form") == []
+    assert db.matchups() == 0
+
+
+def test_arena_no_runs_yet(database_url: str, tmp_path: Any) -> None:
+    settings = Settings(database_url=database_url, media_dir=tmp_path / "media", page_cache_s=0)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/arena")
+    assert response.status_code == 200
+    message = BeautifulSoup(response.text, "html.parser").select_one(".arena-message h2")
+    assert message is not None and message.get_text() == "No runs yet"
+
+
+def test_arena_unknown_run_is_not_found(writable_client: TestClient, db: Db) -> None:
+    response = writable_client.get("/arena", params={"run": 999})
+    assert response.status_code == 404
+    assert db.raters() == 0
+
+
+def test_arena_images_and_reveals_are_private(writable_client: TestClient, db: Db) -> None:
+    shown = open_matchup(writable_client, db.run_id)
+    assert cast(writable_client, shown.token).status_code == 303
+    assert writable_client.get(f"/arena/images/{shown.matchup_id}/left").status_code == 200
+    writable_client.cookies.clear()
+    assert writable_client.get(f"/arena/images/{shown.matchup_id}/left").status_code == 404
+    assert writable_client.get(f"/arena/reveal/{shown.matchup_id}").status_code == 404
+    assert writable_client.get(f"/arena/images/{shown.matchup_id}/middle").status_code == 422
