@@ -1,7 +1,94 @@
-"""(placeholder: being built)"""
+"""Leaderboard `/leaderboard`: a run's Bradley–Terry ratings from the arena's votes, live.
+
+`?run=ID` (default the latest run) and `?panel=CODE` (only that panel's votes; unknown → 404).
+The `board` block polls its own URL with htmx every 2 s and swaps itself, so a new vote shows
+within 2 s for everyone watching. Each poll sends the version it shows
+(`X-Leaderboard-Version`, from the cache key); while no vote has changed it gets 204 No
+Content, which htmx does not swap: an idle page costs one aggregate query per poll and never
+redraws under the reader (an open per-category table stays open, a scrolled table stays put).
+
+Panel codes are invitations (`/arena?panel=CODE` joins the panel), so the page never lists
+them: the filter takes a code the reader already knows.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import math
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from app.leaderboard import (
+    fmt_interval,
+    fmt_rank,
+    fmt_rating,
+    fmt_share,
+    fmt_verdict,
+    leaderboard,
+    leaderboard_key,
+)
+from app.models import Panel
+from app.web.deps import SessionDep
+from app.web.selection import select_run
+from app.web.templating import render, templates
 
 router = APIRouter()
+
+BOARD_ID = "leaderboard"
+POLL = "every 2s"
+VERSION_HEADER = "X-Leaderboard-Version"
+
+templates.env.tests["finite"] = lambda value: value is not None and math.isfinite(value)
+templates.env.filters["rating_words"] = fmt_rating
+templates.env.filters["rating_interval"] = fmt_interval
+templates.env.filters["rank"] = fmt_rank
+templates.env.filters["share"] = fmt_share
+templates.env.filters["verdict_words"] = fmt_verdict
+
+
+def _is_fragment(request: Request) -> bool:
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+@router.get("/leaderboard", response_class=HTMLResponse, summary="Leaderboard page")
+def leaderboard_page(
+    request: Request,
+    session: SessionDep,
+    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    panel: Annotated[
+        str | None,
+        Query(max_length=64, description="Only the votes of this panel (its invitation code)."),
+    ] = None,
+) -> Response:
+    selected = select_run(session, run)
+    panel_row = None
+    if panel:
+        panel_row = session.scalars(select(Panel).where(Panel.code == panel)).first()
+        if panel_row is None:
+            raise HTTPException(status_code=404, detail=f"unknown panel code {panel!r}")
+    context: dict[str, Any] = {
+        "nav": "leaderboard",
+        "run": selected,
+        "panel": panel_row,
+        "board_id": BOARD_ID,
+    }
+    if selected is not None:
+        panel_id = panel_row.id if panel_row else None
+        if _is_fragment(request):
+            key = leaderboard_key(session, selected, panel_id=panel_id)
+            if request.headers.get(VERSION_HEADER) == key.version:
+                return Response(status_code=204, headers={"Vary": "HX-Request"})
+        query = {"run": selected.id} | ({"panel": panel_row.code} if panel_row else {})
+        context |= {
+            "view": leaderboard(session, selected, panel_id=panel_id),
+            "self_url": f"/leaderboard?{urlencode(query)}",
+            "poll": POLL,
+            "version_header": VERSION_HEADER,
+        }
+    return render(request, "leaderboard.html", context, block="board")

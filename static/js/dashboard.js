@@ -6,6 +6,8 @@
  *
  * Latency error bars: a floating bar dataset ([p10, p90]) drawn thin and dark over the
  * median bar (`grouped: false` puts both at the same x), so tooltips work without a plugin.
+ * Cost vs quality: a scatter of $/1k images against the arena's Bradley–Terry rating, with
+ * its 95% interval drawn by a small plugin (errorBars).
  */
 (function () {
   "use strict";
@@ -40,6 +42,59 @@
   }
   function fmtPrice(x) {
     return "$" + (Math.round(x * 100) === x * 100 ? x.toFixed(2) : String(x)) + "/h";
+  }
+
+  // A 95% interval in words, as on the leaderboard: a null end is unbounded.
+  function fmtInterval(low, high) {
+    if (low === null && high === null) return "unbounded";
+    if (high === null) return "≥ " + Math.round(low);
+    if (low === null) return "≤ " + Math.round(high);
+    return "[" + Math.round(low) + ", " + Math.round(high) + "]";
+  }
+
+  /* Vertical error bars from each point's `low` to `high` (an unbounded end runs to the edge
+   * of the plot, without a cap) and the variant's name beside the point. Chart.js has no
+   * error bars of its own; this draws them after the points, reading the current data. */
+  function errorBars(color) {
+    return {
+      id: "errorBars",
+      afterDatasetsDraw(chart) {
+        const { ctx, chartArea, scales } = chart;
+        const points = chart.data.datasets[0].data;
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(chartArea.left, chartArea.top, chartArea.width, chartArea.height);
+        ctx.clip();
+        ctx.strokeStyle = color;
+        ctx.lineWidth = 1.5;
+        chart.getDatasetMeta(0).data.forEach((element, i) => {
+          const p = points[i];
+          const top = p.high === null ? chartArea.top : scales.y.getPixelForValue(p.high);
+          const bottom = p.low === null ? chartArea.bottom : scales.y.getPixelForValue(p.low);
+          ctx.beginPath();
+          ctx.moveTo(element.x, top);
+          ctx.lineTo(element.x, bottom);
+          for (const [end, y] of [[p.high, top], [p.low, bottom]]) {
+            if (end === null) continue;
+            ctx.moveTo(element.x - 4, y);
+            ctx.lineTo(element.x + 4, y);
+          }
+          ctx.stroke();
+        });
+        ctx.restore();
+        ctx.save();
+        ctx.fillStyle = color;
+        ctx.font = "12px " + Chart.defaults.font.family;
+        chart.getDatasetMeta(0).data.forEach((element, i) => {
+          const name = points[i].name;
+          // Beside the point, or on its left where the name would leave the chart.
+          const right = element.x + 8 + ctx.measureText(name).width <= chart.width;
+          ctx.textAlign = right ? "left" : "right";
+          ctx.fillText(name, element.x + (right ? 8 : -8), element.y - 6);
+        });
+        ctx.restore();
+      },
+    };
   }
 
   function labels(data) {
@@ -169,17 +224,30 @@
       }),
     };
 
+    // Cost against the arena's Bradley–Terry rating; each point carries its 95% interval.
     const rated = data.variants.filter((v) => v.quality !== null && v.usd_per_1k_images !== null);
     if (rated.length) {
+      const points = rated.map((v) => ({
+        x: v.usd_per_1k_images,
+        y: v.quality.rating,
+        low: v.quality.ci_low,
+        high: v.quality.ci_high,
+        name: v.name,
+      }));
+      const ends = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
+      const lo = Math.min(...ends);
+      const hi = Math.max(...ends);
+      const pad = Math.max(10, (hi - lo) * 0.08);
       out.quality = {
         type: "scatter",
         data: {
           datasets: [
             {
               label: "variants",
-              data: rated.map((v) => ({ x: v.usd_per_1k_images, y: v.quality, name: v.name })),
+              data: points,
               backgroundColor: accent,
               pointRadius: 5,
+              pointHoverRadius: 7,
             },
           ],
         },
@@ -187,22 +255,31 @@
           responsive: true,
           maintainAspectRatio: false,
           animation: { duration: 250 },
+          layout: { padding: { right: 16, top: 8 } },
           plugins: {
             legend: { display: false },
             tooltip: {
               callbacks: {
-                label: (ctx) => ctx.raw.name + ": " + fmtUsd(ctx.raw.x) + ", " + ctx.raw.y,
+                label: (ctx) =>
+                  ctx.raw.name + ": " + fmtUsd(ctx.raw.x) + " / 1k images, rating " +
+                  Math.round(ctx.raw.y) + " " + fmtInterval(ctx.raw.low, ctx.raw.high),
               },
             },
           },
           scales: {
             x: {
+              grace: "8%",
               title: { display: true, text: "$ per 1k images at " + price },
               ticks: { callback: tickUsd },
             },
-            y: { title: { display: true, text: data.quality_label || "quality" } },
+            y: {
+              suggestedMin: lo - pad,
+              suggestedMax: hi + pad,
+              title: { display: true, text: data.quality_label || "quality" },
+            },
           },
         },
+        plugins: [errorBars(fg)],
       };
     }
     return out;

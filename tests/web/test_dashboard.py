@@ -332,3 +332,39 @@ def test_dashboard_escapes_names_and_errors(
     assert [v["name"] for v in _data(page)["variants"]] == [hostile, "bad"]
     assert _rows(page)[hostile].select_one("th.name").get_text(strip=True) == hostile
     assert error in page.select_one("tr.variant-error-row .error").get_text()
+
+
+def test_dashboard_quality_is_the_arena_rating_once_votes_exist(
+    writable_client: TestClient, writable_demo: DemoData
+) -> None:
+    from app.leaderboard import leaderboard
+    from tests.test_leaderboard import MIXED, add_votes
+
+    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
+    page = _page(writable_client.get(f"/dashboard?run={writable_demo.run_id}"))
+    engine = make_engine(writable_demo.database_url)
+    try:
+        with Session(engine) as session:
+            ranking = leaderboard(session, session.get_one(Run, writable_demo.run_id)).ranking
+    finally:
+        engine.dispose()
+    data = _data(page)
+    quality = {v["name"]: v["quality"] for v in data["variants"]}
+    for name in ("dev", "dev-turbo", "schnell"):
+        assert quality[name] == {
+            "rating": ranking[name].rating,
+            "ci_low": ranking[name].ci_low,
+            "ci_high": ranking[name].ci_high,
+        }
+    assert quality["dev"]["rating"] == 1000.0
+    assert quality["schnell-fp8"] is None  # failed: no votes, no point
+    assert data["quality_label"] == "arena rating (Elo scale)"
+    assert data["reference"] == "dev"
+    assert page.select_one("canvas#chart-quality") is not None
+    assert page.select_one("#quality-box .no-quality") is None
+    # The price what-if swaps the figures: their JSON keeps the ratings.
+    figures = writable_client.get(
+        f"/dashboard?run={writable_demo.run_id}&usd_per_hour=7.2",
+        headers={"HX-Request": "true", "HX-Target": "dashboard-figures"},
+    )
+    assert _data(_page(figures))["variants"][0]["quality"] == quality["dev"]

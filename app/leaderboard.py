@@ -1,0 +1,409 @@
+"""A run's leaderboard: which votes count, the run's reference, and every ranking view of them.
+
+Counted votes: the run's votes that are not attention checks and not from flagged raters
+(optionally one panel's only). Flagged raters' votes are left out and counted, so the page can
+say how many. On the counted votes (app.ranking, DESIGN.md "Ranking conventions"):
+Bradley–Terry ratings on the Elo scale with bootstrap intervals and ranks, online Elo (K=4),
+votes per variant, the win-rate matrix, position bias, one Bradley–Terry table per prompt
+category, and each optimized variant's verdict against its own reference.
+
+The run's reference, pinned at 1000: the variant that the other variants name as their
+reference (`base`) most often; a tie goes to the first in config order, and a run where no
+variant names one uses its first variant. In the FLUX benchmark that is [dev] (Turbo LoRA,
+compiled and quantized versions all point at it).
+
+The bootstrap is the costly part, so a result is kept in a small in-process LRU keyed by what
+changes it (`LeaderboardKey`): a new vote changes the largest vote id, a newly flagged rater
+the flagged count. The bootstrap is seeded from the run and panel, not from the key: a page
+shows the same intervals on every reload, and one more vote moves them a little instead of
+redrawing every resample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Prompt, Rater, Run, Variant, Vote
+from app.ranking import (
+    PositionBias,
+    Ranking,
+    VariantRating,
+    Verdict,
+    WinRates,
+    count_votes,
+    fit_bradley_terry,
+    online_elo,
+    position_bias,
+    verdict,
+    win_rates,
+)
+
+ROUNDS = 1000
+# One fit per category: fewer rounds keep a page with a dozen categories fast; their
+# intervals are coarser (a 95% interval from 200 resamples), which the page says.
+CATEGORY_ROUNDS = 200
+ELO_K = 4.0
+VERDICT_MARGIN = 0.05
+CACHE_SIZE = 32
+
+
+class LeaderboardKey(NamedTuple):
+    """Everything a leaderboard depends on; equal keys give the same leaderboard."""
+
+    database: str
+    run_id: int
+    panel_id: int | None
+    rounds: int
+    counted_votes: int
+    max_vote_id: int
+    flagged_raters: int
+
+    @property
+    def version(self) -> str:
+        """A short fingerprint of the key for the page to send back (no database URL in it)."""
+        return hashlib.sha256(repr(self[1:]).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One variant in the main table."""
+
+    name: str
+    reference: str | None  # the variant's own reference (its `base`), if any
+    rating: VariantRating  # Bradley–Terry, Elo scale; games/wins/ties/both_bad live here
+    elo: float  # online Elo, K=4, over the counted votes in the order they were cast
+
+    @property
+    def votes(self) -> int:
+        return self.rating.games
+
+
+@dataclass(frozen=True)
+class CategoryBoard:
+    """The Bradley–Terry table on one prompt category's votes (CATEGORY_ROUNDS resamples)."""
+
+    category: str
+    n_votes: int
+    ranking: Ranking
+
+    @property
+    def rows(self) -> list[VariantRating]:
+        """Best first; only the variants with votes in this category."""
+        return [v for v in self.ranking.by_rank() if v.games]
+
+
+@dataclass(frozen=True)
+class WinRateCell:
+    """Row variant against column variant: its share of their votes (ties half)."""
+
+    rate: float
+    games: int
+    wins: int
+    losses: int
+    ties: int  # including both_bad
+
+
+@dataclass(frozen=True, eq=False)
+class LeaderboardView:
+    key: LeaderboardKey
+    run_id: int
+    panel_id: int | None
+    reference: str  # pinned at 1000
+    n_votes: int  # counted votes
+    flagged_votes: int  # votes left out because their rater is flagged
+    ranking: Ranking
+    rows: tuple[LeaderboardRow, ...]  # best first (Ranking.by_rank)
+    elo: Mapping[str, float]
+    win_rates: WinRates  # variants in config order
+    position_bias: PositionBias
+    categories: tuple[CategoryBoard, ...]  # in prompt order; only categories with votes
+    verdicts: tuple[Verdict, ...]  # each variant with a reference, in config order
+    category_rounds: int
+
+    @property
+    def version(self) -> str:
+        return self.key.version
+
+    def matrix(self) -> tuple[list[str], list[list[WinRateCell | None]]]:
+        """The win-rate matrix over the variants with votes, in config order; None where two
+        variants have no votes between them (and on the diagonal)."""
+        w = self.win_rates
+        keep = [i for i in range(len(w.names)) if w.games[i].sum() > 0]
+        cells = [
+            [
+                WinRateCell(
+                    rate=float(w.rate[i, j]),
+                    games=int(w.games[i, j]),
+                    wins=int(w.wins[i, j]),
+                    losses=int(w.wins[j, i]),
+                    ties=int(w.ties[i, j]),
+                )
+                if w.games[i, j] > 0
+                else None
+                for j in keep
+            ]
+            for i in keep
+        ]
+        return [w.names[i] for i in keep], cells
+
+
+# --- which votes count --------------------------------------------------------------------
+
+
+def run_reference(variants: Sequence[Variant]) -> Variant:
+    """The variant named as `reference` most often; ties → first in config order; if none,
+    the first variant. `variants` in config order."""
+    named = Counter(v.reference_id for v in variants if v.reference_id is not None)
+    if not named:
+        return variants[0]
+    most = max(named.values())
+    return next(v for v in variants if named.get(v.id) == most)
+
+
+def leaderboard_key(
+    session: Session, run: Run, *, panel_id: int | None = None, rounds: int = ROUNDS
+) -> LeaderboardKey:
+    """Three aggregates in one statement: cheap enough for every poll of the live page."""
+    counted = (
+        select(func.count())
+        .select_from(Vote)
+        .join(Rater, Rater.id == Vote.rater_id)
+        .where(Vote.run_id == run.id, Vote.attention_check.is_(False), Rater.flagged.is_(False))
+    )
+    if panel_id is not None:
+        counted = counted.where(Vote.panel_id == panel_id)
+    max_id = select(func.coalesce(func.max(Vote.id), 0)).where(Vote.run_id == run.id)
+    flagged = select(func.count()).select_from(Rater).where(Rater.flagged.is_(True))
+    n_counted, n_max, n_flagged = session.execute(
+        select(counted.scalar_subquery(), max_id.scalar_subquery(), flagged.scalar_subquery())
+    ).one()
+    return LeaderboardKey(
+        session.get_bind().engine.url.render_as_string(hide_password=False),
+        run.id,
+        panel_id,
+        rounds,
+        int(n_counted),
+        int(n_max),
+        int(n_flagged),
+    )
+
+
+class _Ballot(NamedTuple):
+    left: str
+    right: str
+    outcome: str
+    category: str
+
+
+def _ballots(
+    session: Session, run: Run, names: Mapping[int, str], key: LeaderboardKey
+) -> tuple[list[_Ballot], int]:
+    """Counted votes in the order they were cast, and the number of flagged raters' votes.
+
+    Only votes up to the key's largest id: a vote that lands while this runs belongs to the
+    next key, so a cached leaderboard is exactly what its key says.
+    """
+    query = (
+        select(
+            Vote.left_variant_id,
+            Vote.right_variant_id,
+            Vote.outcome,
+            Prompt.category,
+            Rater.flagged,
+        )
+        .join(Rater, Rater.id == Vote.rater_id)
+        .join(Prompt, Prompt.id == Vote.prompt_id)
+        .where(
+            Vote.run_id == run.id,
+            Vote.attention_check.is_(False),
+            Vote.id <= key.max_vote_id,
+        )
+        .order_by(Vote.created_at, Vote.id)
+    )
+    if key.panel_id is not None:
+        query = query.where(Vote.panel_id == key.panel_id)
+    counted: list[_Ballot] = []
+    flagged = 0
+    for left, right, outcome, category, is_flagged in session.execute(query):
+        if is_flagged:
+            flagged += 1
+        else:
+            counted.append(_Ballot(names[left], names[right], str(outcome.value), category))
+    return counted, flagged
+
+
+# --- the computation ----------------------------------------------------------------------
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView:
+    variants = list(
+        session.scalars(select(Variant).where(Variant.run_id == run.id).order_by(Variant.position))
+    )
+    by_id = {v.id: v.name for v in variants}
+    names = [v.name for v in variants]
+    # Each variant's own reference (its `base`), in config order.
+    own_reference = {v.name: by_id[v.reference_id] for v in variants if v.reference_id in by_id}
+    reference = run_reference(variants).name
+    ballots, flagged = _ballots(session, run, by_id, key)
+    votes = [(b.left, b.right, b.outcome) for b in ballots]
+
+    # 1. Bradley–Terry with bootstrap intervals on all counted votes.
+    counts = count_votes(names, votes)
+    ranking = fit_bradley_terry(
+        counts, reference, rounds=key.rounds, seed=_seed(run.id, key.panel_id)
+    )
+    # 2. The secondary views.
+    elo = online_elo(names, votes, k=ELO_K)
+    rows = tuple(
+        LeaderboardRow(
+            name=rating.name,
+            reference=own_reference.get(rating.name),
+            rating=rating,
+            elo=elo[rating.name],
+        )
+        for rating in ranking.by_rank()
+    )
+    # 3. One fit per prompt category, in prompt order.
+    category_rounds = min(key.rounds, CATEGORY_ROUNDS)
+    order = list(
+        dict.fromkeys(
+            session.scalars(
+                select(Prompt.category).where(Prompt.run_id == run.id).order_by(Prompt.position)
+            )
+        )
+    )
+    per_category: dict[str, list[tuple[str, str, str]]] = {}
+    for ballot in ballots:
+        per_category.setdefault(ballot.category, []).append(
+            (ballot.left, ballot.right, ballot.outcome)
+        )
+    categories = tuple(
+        CategoryBoard(
+            category=category,
+            n_votes=len(per_category[category]),
+            ranking=fit_bradley_terry(
+                count_votes(names, per_category[category]),
+                reference,
+                rounds=category_rounds,
+                seed=_seed(run.id, key.panel_id, category),
+            ),
+        )
+        for category in order
+        if category in per_category
+    )
+    # 4. Each optimized variant against its own reference.
+    verdicts = tuple(
+        verdict(counts, name, base, margin=VERDICT_MARGIN) for name, base in own_reference.items()
+    )
+    return LeaderboardView(
+        key=key,
+        run_id=run.id,
+        panel_id=key.panel_id,
+        reference=reference,
+        n_votes=len(ballots),
+        flagged_votes=flagged,
+        ranking=ranking,
+        rows=rows,
+        elo=elo,
+        win_rates=win_rates(counts),
+        position_bias=position_bias(votes),
+        categories=categories,
+        verdicts=verdicts,
+        category_rounds=category_rounds,
+    )
+
+
+_cache: OrderedDict[LeaderboardKey, LeaderboardView] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cache_clear() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def leaderboard(
+    session: Session, run: Run, *, panel_id: int | None = None, rounds: int = ROUNDS
+) -> LeaderboardView:
+    """The run's leaderboard on its counted votes (one panel's, if given); cached by key.
+
+    Two requests that miss at once both compute; the second result replaces the first,
+    which is equal. That costs one extra bootstrap at most and needs no lock around it.
+    """
+    if rounds < 0:
+        raise ValueError(f"rounds must be >= 0, got {rounds}")
+    key = leaderboard_key(session, run, panel_id=panel_id, rounds=rounds)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    view = _compute(session, run, key)
+    with _cache_lock:
+        _cache[key] = view
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return view
+
+
+# --- words for numbers (the page and the CLI) ----------------------------------------------
+
+_STATUS_WORDS = {
+    "above": "above all",
+    "below": "below all",
+    "not_connected": "not connected",
+    "not_identified": "not identified",
+}
+
+
+def fmt_rating(rating: VariantRating) -> str:
+    """The rating as a number, or in words when it is infinite or missing (never "inf").
+    A variant without votes says so, the reference too (its 1000 is a convention then)."""
+    if rating.games == 0:
+        return "no votes yet"
+    if rating.status == "ok" and rating.rating is not None and math.isfinite(rating.rating):
+        return f"{rating.rating:.0f}"
+    return _STATUS_WORDS.get(rating.status, rating.status.replace("_", " "))
+
+
+def fmt_interval(low: float | None, high: float | None) -> str:
+    """A 95% interval on the Elo scale; an infinite end reads as "≥ low" / "≤ high"."""
+    if low is None or high is None:
+        return ""
+    low_open, high_open = not math.isfinite(low), not math.isfinite(high)
+    if low_open and high_open:
+        return "unbounded"
+    if high_open:
+        return f"≥ {low:.0f}"
+    if low_open:
+        return f"≤ {high:.0f}"
+    return f"[{low:.0f}, {high:.0f}]"
+
+
+def fmt_rank(rank: int | None) -> str:
+    return "—" if rank is None else str(rank)
+
+
+def fmt_share(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value * 100:.0f}%"
+
+
+def fmt_verdict(v: Verdict) -> str:
+    if v.games == 0:
+        return "no votes yet"
+    return "undecided yet" if v.verdict == "undecided" else v.verdict
