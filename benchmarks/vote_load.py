@@ -1,0 +1,341 @@
+"""Arena vote throughput under many concurrent raters on loopback, and no vote lost.
+
+Starts the app (uvicorn, one process) on a fresh, migrated copy of a database, with a per-rater
+vote limit far above a person's (the load is many machine clients, not one rater), and
+measures three phases on that one server, each with `--clients` concurrent clients that each
+keep their own connection and rater cookie:
+
+1. cycle: each client loops GET `/arena`, takes the matchup token from the form, POSTs
+   `/arena/vote` with a random outcome, until `--votes` votes were sent in all (or
+   `--max-seconds` passed). What raters do.
+2. vote alone: each client first takes its share of `--votes` matchups (untimed), then all
+   POST their votes at once: the vote endpoint's own throughput.
+3. `--votes` GET `/healthz` requests: the framework's ceiling on this machine.
+
+Votes are POSTed asking for JSON, which answers 201 with the vote's id. Afterwards the script
+asserts that none was lost: every id a 2xx answer returned is in the database, and the
+database gained exactly the 2xx votes. Client and server share the machine's cores.
+
+    python benchmarks/vote_load.py [--db data/flux-playground.db] [--media media]
+                                   [--clients 50] [--votes 5000] [--max-seconds 300]
+
+Goal (issue 6): vote throughput at least 50% of the trivial endpoint's requests/s on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.migrate import upgrade  # noqa: E402
+
+TOKEN_INPUT = re.compile(r"<input\b[^>]*\bname=\"token\"[^>]*>")
+VALUE = re.compile(r"\bvalue=\"([^\"]+)\"")
+OUTCOMES = ("left", "right", "tie", "both_bad")
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    vote_ids: list[int] = field(default_factory=list)
+    vote_latencies: list[float] = field(default_factory=list)
+    arena_latencies: list[float] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+    # A POST that got no answer may or may not have stored its vote.
+    unanswered: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def votes_per_s(self) -> float:
+        return len(self.vote_ids) / self.wall_s
+
+
+@dataclass
+class Results:
+    cycle: Tally
+    post_only: Tally
+    trivial_rps: float
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_copy(source: Path, folder: Path) -> Path:
+    """A consistent copy of the database (the backup API), migrated to the current schema."""
+    target = folder / "vote-load.db"
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    upgrade(f"sqlite:///{target}")
+    return target
+
+
+def count_votes(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+
+
+def missing_votes(db: Path, ids: list[int]) -> int:
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TEMP TABLE answered (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO answered VALUES (?)", ((i,) for i in ids))
+        return int(
+            conn.execute(
+                "SELECT COUNT(*) FROM answered WHERE id NOT IN (SELECT id FROM votes)"
+            ).fetchone()[0]
+        )
+
+
+def client(base: str) -> httpx.AsyncClient:
+    """One rater: its own connection and cookie jar."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(base_url=base, limits=limits, timeout=60)
+
+
+async def fetch_token(http: httpx.AsyncClient, run_id: int, tally: Tally) -> str | None:
+    start = time.perf_counter()
+    page = await http.get(f"/arena?run={run_id}")
+    tally.arena_latencies.append(time.perf_counter() - start)
+    tag = TOKEN_INPUT.search(page.text)
+    token = VALUE.search(tag.group(0)) if tag else None
+    if page.status_code != 200 or token is None:
+        tally.refused[f"GET /arena {page.status_code}"] += 1
+        return None
+    return token.group(1)
+
+
+async def post_vote(
+    http: httpx.AsyncClient, run_id: int, token: str, tally: Tally, rng: random.Random
+) -> None:
+    start = time.perf_counter()
+    try:
+        answer = await http.post(
+            f"/arena/vote?run={run_id}",
+            data={"token": token, "outcome": rng.choice(OUTCOMES)},
+            headers={"Accept": "application/json"},
+        )
+    except httpx.TransportError:
+        tally.unanswered += 1
+        return
+    tally.vote_latencies.append(time.perf_counter() - start)
+    if answer.is_success:
+        tally.vote_ids.append(int(answer.json()["vote_id"]))
+    else:
+        tally.refused[f"POST /arena/vote {answer.status_code}"] += 1
+
+
+async def cycle_load(
+    base: str, run_id: int, clients: int, votes: int, max_seconds: float, seed: int
+) -> Tally:
+    """Each rater: GET /arena, POST its vote, again, until `votes` were sent in all."""
+    tally = Tally()
+    deadline = time.monotonic() + max_seconds
+
+    async def rater(rng: random.Random) -> None:
+        async with client(base) as http:
+            while tally.sent < votes and time.monotonic() < deadline:
+                tally.sent += 1
+                token = await fetch_token(http, run_id, tally)
+                if token is not None:
+                    await post_vote(http, run_id, token, tally, rng)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(rater(random.Random(seed + i)) for i in range(clients)))
+    tally.wall_s = time.perf_counter() - start
+    return tally
+
+
+async def post_only_load(base: str, run_id: int, clients: int, votes: int, seed: int) -> Tally:
+    """The vote endpoint alone: every rater first takes its share of matchups (untimed),
+    then all of them POST their votes at once (timed)."""
+    tally = Tally()
+    raters = [client(base) for _ in range(clients)]
+    try:
+        shares = [votes // clients + (i < votes % clients) for i in range(clients)]
+
+        async def take(http: httpx.AsyncClient, n: int) -> list[str]:
+            tokens = [await fetch_token(http, run_id, tally) for _ in range(n)]
+            return [token for token in tokens if token is not None]
+
+        tokens = await asyncio.gather(*(take(h, n) for h, n in zip(raters, shares, strict=True)))
+        tally.sent = sum(map(len, tokens))
+
+        async def vote_all(http: httpx.AsyncClient, mine: list[str], rng: random.Random) -> None:
+            for token in mine:
+                await post_vote(http, run_id, token, tally, rng)
+
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(
+                vote_all(http, mine, random.Random(seed + 10_000 + i))
+                for i, (http, mine) in enumerate(zip(raters, tokens, strict=True))
+            )
+        )
+        tally.wall_s = time.perf_counter() - start
+    finally:
+        for http in raters:
+            await http.aclose()
+    return tally
+
+
+async def trivial_load(base: str, clients: int, requests: int) -> float:
+    """requests/s of GET /healthz, with as many connections as there were raters."""
+    remaining = requests
+
+    async def one(http: httpx.AsyncClient) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            if (await http.get("/healthz")).status_code != 200:
+                raise SystemExit("/healthz: not 200")
+
+    raters = [client(base) for _ in range(clients)]
+    start = time.perf_counter()
+    await asyncio.gather(*(one(http) for http in raters))
+    rps = requests / (time.perf_counter() - start)
+    for http in raters:
+        await http.aclose()
+    return rps
+
+
+async def measure(args: argparse.Namespace, base: str, run_id: int) -> Results:
+    cycle = await cycle_load(base, run_id, args.clients, args.votes, args.max_seconds, args.seed)
+    post_only = await post_only_load(base, run_id, args.clients, args.votes, args.seed)
+    trivial_rps = await trivial_load(base, args.clients, args.votes)
+    return Results(cycle, post_only, trivial_rps)
+
+
+def start_server(db: Path, media: Path, port: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{db}",
+        "FLUX_PLAYGROUND_MEDIA_DIR": str(media.resolve()),
+        "FLUX_PLAYGROUND_SECRET_KEY": secrets.token_urlsafe(32),
+        # Many machine clients, not a person: the per-rater limit must not shape the load.
+        "FLUX_PLAYGROUND_ARENA_VOTES_PER_MINUTE": str(10**9),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.web.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return server
+        except httpx.TransportError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=ROOT / "data" / "flux-playground.db")
+    parser.add_argument("--media", type=Path, default=ROOT / "media")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--votes", type=int, default=5000, help="votes to send in all")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the random outcomes")
+    args = parser.parse_args()
+    if not args.db.exists():
+        raise SystemExit(f"{args.db}: no database; run `make demo` first")
+    args.media.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="vote-load-") as folder:
+        db = fresh_copy(args.db, Path(folder))
+        with sqlite3.connect(db) as conn:
+            (run_id,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = start_server(db, args.media, port)
+        try:
+            # Warm up (templates, SQLite pages) with a few votes that are not measured.
+            warm = asyncio.run(cycle_load(base, run_id, 2, 10, 30, args.seed - 1000))
+            if not warm.vote_ids:
+                raise SystemExit(f"warm-up votes refused: {dict(warm.refused)}")
+            before = count_votes(db)
+            results = asyncio.run(measure(args, base, run_id))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        stored = count_votes(db) - before
+        ids = results.cycle.vote_ids + results.post_only.vote_ids
+        missing = missing_votes(db, ids)
+    report(args, run_id, results, stored, missing)
+
+
+def ms(latencies: list[float]) -> str:
+    p50, p99 = np.percentile(np.asarray(latencies), [50, 99]) * 1000
+    return f"{p50:.1f} ms / {p99:.1f} ms"
+
+
+def report(
+    args: argparse.Namespace, run_id: int, results: Results, stored: int, missing: int
+) -> None:
+    cycle, post_only, trivial = results.cycle, results.post_only, results.trivial_rps
+    print(
+        f"\n{args.clients} concurrent raters, {args.votes} votes per phase, "
+        f"run {run_id} of a migrated copy of {args.db}\n"
+    )
+    print("| phase | votes/s | vote POST p50 / p99 | arena GET p50 / p99 | vs `/healthz` |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| GET /arena + POST /arena/vote | {cycle.votes_per_s:.0f} | "
+        f"{ms(cycle.vote_latencies)} | {ms(cycle.arena_latencies)} | "
+        f"{cycle.votes_per_s / trivial:.0%} |"
+    )
+    print(
+        f"| POST /arena/vote alone | {post_only.votes_per_s:.0f} | "
+        f"{ms(post_only.vote_latencies)} | — | {post_only.votes_per_s / trivial:.0%} |"
+    )
+    print(f"| trivial `/healthz` (requests/s) | {trivial:.0f} | | | 100% |")
+    ok = len(cycle.vote_ids) + len(post_only.vote_ids)
+    unanswered = cycle.unanswered + post_only.unanswered
+    refused = cycle.refused + post_only.refused
+    print("\ngoal: votes/s ≥ 50% of the trivial endpoint's requests/s")
+    print(f"votes answered 2xx: {ok}; votes stored in the database: {stored}")
+    print(f"refused: {dict(refused) or 'none'}; POSTs without an answer: {unanswered}")
+    # DESIGN.md rule 5: a vote that got a 2xx is in the database (and a refused one is not).
+    assert missing == 0, f"{missing} votes answered 2xx are not in the database"
+    assert ok <= stored <= ok + unanswered, f"{ok} votes answered 2xx but {stored} stored"
+    print(f"zero lost: every one of the {ok} votes answered 2xx is in the database")
+
+
+if __name__ == "__main__":
+    main()
