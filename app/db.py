@@ -24,7 +24,12 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    # As many pooled connections as the web server has worker threads (anyio's default
+    # is 40): an overflow connection is closed on return and the next one re-runs the
+    # PRAGMAs below. SQLite connections are only file handles.
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False}, pool_size=40, max_overflow=10
+    )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
