@@ -86,11 +86,20 @@ def run(
     retry_failed: Annotated[
         bool, typer.Option(help="Give failed variants and jobs another try.")
     ] = False,
+    with_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="Score the images (SSIM/PSNR vs reference, CLIP score) when the jobs are done.",
+        ),
+    ] = True,
 ) -> None:
     """Queue a benchmark's jobs (variant x prompt x seed) and execute them. Resumes a rerun."""
     run_id = _enqueue(config)
     if work:
         _work(run_id, retry_failed=retry_failed)
+        if with_metrics:
+            metrics(run_id, variant=None, clip_model=None)
 
 
 @app.command()
@@ -132,6 +141,75 @@ def runs() -> None:
 
 
 @app.command()
+def leaderboard(
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run id (see `runs`).")],
+    panel: Annotated[
+        str | None, typer.Option(help="Only the votes of this panel (its code).")
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(min=0, help="Bootstrap rounds for the 95% intervals.")
+    ] = 1000,
+) -> None:
+    """A run's leaderboard from the arena's votes: Bradley–Terry rating with its 95%
+    interval, Elo, votes, and each variant's verdict against its reference."""
+    from rich.markup import escape
+    from sqlalchemy import select
+
+    from app.db import get_engine, session_scope
+    from app.leaderboard import fmt_interval, fmt_rank, fmt_rating, fmt_verdict
+    from app.leaderboard import leaderboard as compute
+    from app.models import Panel, Run
+
+    with session_scope(get_engine()) as session:
+        run_row = session.get(Run, run_id)
+        if run_row is None:
+            raise _fail(f"run {run_id} not found")
+        panel_row = None
+        if panel is not None:
+            panel_row = session.scalars(select(Panel).where(Panel.code == panel)).first()
+            if panel_row is None:
+                raise _fail(f"unknown panel code {panel!r}")
+        panel_id = panel_row.id if panel_row else None
+        view = compute(session, run_row, panel_id=panel_id, rounds=rounds)
+        title = f"run {run_row.id} {run_row.name}"
+        if panel_row is not None:
+            title += f", panel {panel_row.name}"
+
+    verdicts = {v.variant: v for v in view.verdicts}
+    # Names are data, not Rich markup: a "[b]" in one must print as typed.
+    table = Table(title=escape(title))
+    table.add_column("rank", justify="right")
+    # Words like "no votes yet" stay whole; the verdict column wraps in a narrow terminal.
+    for name in ("variant", "rating", "95% CI"):
+        table.add_column(name, no_wrap=True, justify="left" if name == "variant" else "right")
+    table.add_column("Elo", justify="right")
+    table.add_column("votes", justify="right")
+    table.add_column("verdict vs reference")
+    for row in view.rows:
+        found = verdicts.get(row.name)
+        table.add_row(
+            fmt_rank(row.rating.rank),
+            escape(row.name),
+            fmt_rating(row.rating),
+            "pinned"
+            if row.name == view.reference and row.votes
+            else fmt_interval(row.rating.ci_low, row.rating.ci_high),
+            f"{row.elo:.0f}" if row.votes else "—",
+            str(row.votes),
+            escape(f"{fmt_verdict(found)} vs {found.reference}") if found else "",
+        )
+    console.print(table)
+    console.print(
+        f"{view.n_votes} votes counted, {view.flagged_votes} left out (flagged raters); "
+        f"{view.reference} pinned at 1000; {view.ranking.rounds} bootstrap rounds",
+        highlight=False,
+        markup=False,
+    )
+    for message in view.ranking.messages:
+        console.print(message, highlight=False, markup=False)
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: settings.host")] = None,
     port: Annotated[int | None, typer.Option(help="Default: settings.port")] = None,
@@ -159,7 +237,7 @@ def demo(
     """init + build-tiny + run configs/demo.toml on the CPU + serve. Reuses finished images."""
     init()
     build_tiny()
-    run(DEMO_CONFIG, work=True, retry_failed=False)
+    run(DEMO_CONFIG, work=True, retry_failed=False, with_metrics=True)
     if serve_after:
         settings = get_settings()
         console.print(f"serving on http://{settings.host}:{settings.port}", highlight=False)
@@ -217,6 +295,75 @@ def _work(run_id: int | None, *, retry_failed: bool) -> None:
     )
     for name, reason in report.variants_failed.items():
         err_console.print(f"[yellow]variant {name} failed:[/] {reason}", highlight=False)
+
+
+@app.command()
+def metrics(
+    run_id: Annotated[int, typer.Argument(metavar="RUN", help="Run id (see `runs`).")],
+    variant: Annotated[str | None, typer.Option(help="Only this variant's images.")] = None,
+    clip_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ID_OR_PATH",
+            help="CLIP model for the CLIP score: Hub id, local path or tiny:clip. Default: "
+            "tiny:clip for a run of tiny models, else openai/clip-vit-large-patch14.",
+        ),
+    ] = None,
+) -> None:
+    """Score a run's images and store the figures; a rerun updates them in place.
+
+    Against the reference variant's image of the same prompt and seed: SSIM, PSNR (dB) and
+    LPIPS. For every image: CLIP score, 100 x max(cos(image, prompt), 0). A metric that cannot
+    run here (LPIPS without torchvision, a CLIP model that cannot load) is stored as
+    unavailable with the reason and the others go on. Prints each variant's means with 95%
+    intervals.
+    """
+    from app.db import get_engine, session_scope
+    from app.models import Run
+    from app.quality import QualityError, compute_run_metrics, default_clip_model, metric_summaries
+
+    _migrate()
+    settings = get_settings()
+    engine = get_engine()
+    with session_scope(engine) as session:
+        if session.get(Run, run_id) is None:  # before torch is imported: a fast answer
+            raise _fail(f"run {run_id} not found")
+        clip_ref = clip_model or default_clip_model(session, run_id)
+    if clip_ref.startswith("tiny:"):
+        _offline_defaults()
+    import torch
+
+    torch.set_num_threads(settings.cpu_threads)
+    try:
+        report = compute_run_metrics(
+            engine,
+            run_id,
+            media_dir=settings.media_dir,
+            models_dir=settings.models_dir,
+            variant=variant,
+            clip_model=clip_ref,
+            show_progress=True,
+        )
+    except QualityError as err:
+        raise _fail(str(err)) from None
+    from rich.markup import escape
+
+    table = Table("variant", "metric", "model", "n", "mean [95% CI]", title=f"run {run_id}")
+    reasons: dict[tuple[str, str], set[str]] = {}
+    with session_scope(engine) as session:
+        for row in metric_summaries(session, run_id, variant=variant):
+            shown = "unavailable" if row.mean is None and row.reason else row.display
+            table.add_row(row.variant, row.metric, row.model, str(row.n), shown)
+            if row.reason:
+                reasons.setdefault((row.metric, row.model), set()).add(row.reason)
+    console.print(table)
+    console.print(f"scored {report.images} images", highlight=False)
+    for (metric, model), why in reasons.items():
+        for reason in sorted(why):
+            err_console.print(
+                f"[yellow]{metric} ({escape(model)}): unavailable:[/] {escape(reason)}",
+                highlight=False,
+            )
 
 
 if __name__ == "__main__":

@@ -302,3 +302,37 @@ class Vote(Base):
     panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
     attention_check: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MetricStatus(enum.StrEnum):
+    ok = "ok"
+    unavailable = "unavailable"
+
+
+class GenerationMetric(Base):
+    """One automatic quality figure of one image (app/quality.py).
+
+    Keyed by (generation, metric, model): recomputing updates the row in place, and a figure
+    from another model (another CLIP) is another row, never mixed with this one. A metric
+    that cannot run here is stored with status "unavailable", no value and the reason.
+    """
+
+    __tablename__ = "generation_metrics"
+    __table_args__ = (UniqueConstraint("generation_id", "metric", "model"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    # "ssim", "psnr_db", "lpips", "clip_score"
+    metric: Mapped[str] = mapped_column(String(32))
+    # What computed it: "torchmetrics", "lpips-alex", a CLIP Hub id, local path or tiny ref.
+    model: Mapped[str] = mapped_column(String(255))
+    # Settings and versions behind the figure; the reference image for fidelity metrics.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Null when unavailable; PSNR of identical images is +inf.
+    value: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[MetricStatus] = mapped_column(_enum(MetricStatus, "metric_status"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # When the figure was (re)computed.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    generation: Mapped[Generation] = relationship()
