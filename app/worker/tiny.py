@@ -238,21 +238,28 @@ def _vae() -> AutoencoderKL:
     )
 
 
-def _clip_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
-    torch.manual_seed(SEED)
-    config = CLIPTextConfig(
+def clip_text_config(
+    tokenizer: CLIPTokenizer, *, hidden_size: int, projection_dim: int
+) -> CLIPTextConfig:
+    """The tiny CLIP text tower, shared by the FLUX text encoder and the tiny CLIP scorer."""
+    return CLIPTextConfig(
         vocab_size=len(tokenizer),
-        hidden_size=CLIP_HIDDEN,
+        hidden_size=hidden_size,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=2,
         max_position_embeddings=CLIP_MAX_LENGTH,
-        projection_dim=CLIP_HIDDEN,
+        projection_dim=projection_dim,
         hidden_act="quick_gelu",
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def _clip_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
+    torch.manual_seed(SEED)
+    config = clip_text_config(tokenizer, hidden_size=CLIP_HIDDEN, projection_dim=CLIP_HIDDEN)
     return CLIPTextModel(config)
 
 

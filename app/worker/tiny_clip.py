@@ -22,12 +22,11 @@ from transformers import (
     CLIPConfig,
     CLIPModel,
     CLIPProcessor,
-    CLIPTextConfig,
     CLIPVisionConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from app.worker.tiny import CLIP_MAX_LENGTH, SEED, _clip_tokenizer
+from app.worker.tiny import SEED, _clip_tokenizer, clip_text_config
 
 # Bump when anything below changes what is written: folders with another version are rebuilt.
 BUILD_VERSION = "1"
@@ -77,19 +76,7 @@ def _is_built(folder: Path) -> bool:
 
 def _write_clip(out: Path) -> None:
     tokenizer = _clip_tokenizer()
-    text_config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=CLIP_MAX_LENGTH,
-        projection_dim=PROJECTION_DIM,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text_config = clip_text_config(tokenizer, hidden_size=HIDDEN, projection_dim=PROJECTION_DIM)
     vision_config = CLIPVisionConfig(
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
