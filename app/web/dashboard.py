@@ -1,8 +1,10 @@
 """Dashboard `/dashboard`: a run's variants as charts (latency, speed-up, cost, memory, cost
 against quality) and as a table with the same numbers, with a what-if price control.
 
-Quality is the arena's Bradley–Terry rating (app.leaderboard, the run's reference at 1000)
-with its 95% interval as error bars, once the run has counted votes.
+Quality (`?quality=`) is the arena's Bradley–Terry rating (app.leaderboard, the run's reference
+at 1000) with its 95% interval as error bars, or an automatic metric's per-variant mean with
+its 95% interval (app.quality: `ssim` against the reference, `clip_score`). The default is the
+rating once the run has counted votes, else SSIM (then CLIP score) when computed.
 
 The price control (`?usd_per_hour=`) recomputes the cost figures from the stored latencies;
 it never writes. With htmx the price form swaps only the `figures` block (table + chart data).
@@ -11,13 +13,14 @@ it never writes. With htmx the price form swaps only the `figures` block (table 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.leaderboard import LeaderboardView, leaderboard
 from app.models import Run
+from app.quality import MetricSummary, metric_summaries
 from app.summaries import VariantSummary, variant_summaries
 from app.web.deps import SessionDep
 from app.web.selection import select_run
@@ -40,6 +43,9 @@ def fmt_price(usd_per_hour: float) -> str:
 
 
 QUALITY_LABEL = "arena rating (Elo scale)"
+QualityKey = Literal["rating", "ssim", "clip_score"]
+METRIC_LABELS = {"ssim": "SSIM vs reference (mean)", "clip_score": "CLIP score (mean)"}
+QUALITY_CHOICES = {"rating": "arena rating", "ssim": "SSIM", "clip_score": "CLIP score"}
 
 
 def _finite(value: float | None) -> float | None:
@@ -60,15 +66,54 @@ def quality(view: LeaderboardView) -> dict[str, dict[str, float | None] | None]:
     return out
 
 
+def metric_quality(
+    summaries: list[MetricSummary], metric: str
+) -> tuple[dict[str, dict[str, float | None]], str | None]:
+    """Per variant with a mean: the mean and its interval ends, for the metric's model with
+    the most values (another CLIP model is never mixed in); and that model."""
+    rows = [s for s in summaries if s.metric == metric and s.mean is not None]
+    if not rows:
+        return {}, None
+    counts: dict[str, int] = {}
+    for s in rows:
+        counts[s.model] = counts.get(s.model, 0) + s.n
+    model = max(counts, key=lambda m: counts[m])
+    return {
+        s.variant: {"value": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high}
+        for s in rows
+        if s.model == model
+    }, model
+
+
+def default_quality(view: LeaderboardView, summaries: list[MetricSummary]) -> QualityKey:
+    if view.n_votes:
+        return "rating"
+    for metric in ("ssim", "clip_score"):
+        if metric_quality(summaries, metric)[0]:
+            return metric
+    return "rating"
+
+
 def chart_data(
     run: Run,
     variants: list[VariantSummary],
     usd_per_hour: float,
     view: LeaderboardView | None = None,
+    *,
+    quality_key: QualityKey = "rating",
+    metric_values: dict[str, dict[str, float | None]] | None = None,
+    metric_label: str | None = None,
 ) -> dict[str, Any]:
-    """What static/js/dashboard.js draws. `quality` stays None for every variant until the
-    run has counted arena votes; the cost/quality scatter then gets its y axis."""
-    ratings = quality(view) if view is not None and view.n_votes else {}
+    """What static/js/dashboard.js draws. With `quality_key` "rating", `quality` stays None
+    for every variant until the run has counted arena votes; with a metric, it is the
+    variant's `metric_values` entry ({"value", "ci_low", "ci_high"}) when it has one."""
+    ratings: dict[str, Any]
+    if quality_key == "rating":
+        ratings = quality(view) if view is not None and view.n_votes else {}
+        label = QUALITY_LABEL if ratings else None
+    else:
+        ratings = metric_values or {}
+        label = metric_label if ratings else None
     return {
         "run": {
             "id": run.id,
@@ -96,8 +141,9 @@ def chart_data(
             }
             for v in variants
         ],
-        "quality_label": QUALITY_LABEL if ratings else None,
-        "reference": view.reference if ratings and view else None,
+        "quality_kind": quality_key,
+        "quality_label": label,
+        "reference": view.reference if ratings and view and quality_key == "rating" else None,
     }
 
 
@@ -116,6 +162,13 @@ def dashboard(
             "run's own price. Stored measurements are never changed.",
         ),
     ] = None,
+    quality: Annotated[
+        QualityKey | None,
+        Query(
+            description="The scatter's quality axis: the arena rating or a metric's mean; "
+            "default the rating once there are votes, else SSIM (then CLIP score)."
+        ),
+    ] = None,
 ) -> Response:
     selected = select_run(session, run)
     context: dict[str, Any] = {"nav": "dashboard", "run": selected}
@@ -123,7 +176,24 @@ def dashboard(
         price = selected.usd_per_hour if usd_per_hour is None else usd_per_hour
         variants = variant_summaries(session, selected, usd_per_hour=usd_per_hour)
         view = leaderboard(session, selected)
-        data = chart_data(selected, variants, price, view)
+        summaries = metric_summaries(session, selected.id)
+        quality_key = quality or default_quality(view, summaries)
+        metric_values: dict[str, dict[str, float | None]] = {}
+        metric_label = None
+        if quality_key != "rating":
+            metric_values, model = metric_quality(summaries, quality_key)
+            metric_label = METRIC_LABELS[quality_key]
+            if quality_key == "clip_score" and model:
+                metric_label += f", {model}"
+        data = chart_data(
+            selected,
+            variants,
+            price,
+            view,
+            quality_key=quality_key,
+            metric_values=metric_values,
+            metric_label=metric_label,
+        )
         context |= {
             "variants": variants,
             "price": price,
@@ -134,6 +204,9 @@ def dashboard(
             "figures_target": FIGURES_TARGET,
             "data": data,
             "n_votes": view.n_votes,
+            "quality_key": quality_key,
+            "quality_param": quality,
+            "quality_choices": QUALITY_CHOICES,
             # A point needs both axes: a rating and a measured cost.
             "has_quality": any(
                 v["quality"] is not None and v["usd_per_1k_images"] is not None

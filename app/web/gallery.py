@@ -1,6 +1,7 @@
 """Gallery `/prompts`: every prompt of a run as a row of thumbnails, one per variant, filtered
 and paged; and `/prompts/{id}`: one prompt's images at full size with their settings, a
-compare slider between two variants, and previous/next navigation."""
+compare slider between two variants, and previous/next navigation. Each image's settings list
+ends with its automatic metrics (SSIM and PSNR against its reference, CLIP score), when computed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Generation, Job, Prompt, Run, Variant
+from app.models import Generation, GenerationMetric, Job, MetricStatus, Prompt, Run, Variant
 from app.web.deps import SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
@@ -299,6 +300,46 @@ def _settings(cell: Cell, run: Run, seed: int) -> list[tuple[str, str, str]]:
     ]
 
 
+# The metrics the prompt page lists, in this order: fidelity to the reference, then alignment.
+PAGE_METRICS = ("ssim", "psnr_db", "clip_score")
+
+
+def _fmt_metric(metric: str, value: float) -> str:
+    if metric == "psnr_db":
+        return "∞ dB (identical)" if value == float("inf") else f"{value:.2f} dB"
+    return f"{value:.4f}" if metric == "ssim" else f"{value:.2f}"
+
+
+def _metric_rows(session: Session, cells: list[Cell]) -> dict[int, list[tuple[str, str, str]]]:
+    """generation id -> (key, label, value) rows of its metrics, in one query."""
+    ids = [c.generation.id for c in cells if c.generation is not None]
+    if not ids:
+        return {}
+    metrics = session.scalars(
+        select(GenerationMetric)
+        .where(
+            GenerationMetric.generation_id.in_(ids),
+            GenerationMetric.metric.in_(PAGE_METRICS),
+        )
+        .order_by(GenerationMetric.model)
+    ).all()
+    metrics = sorted(metrics, key=lambda m: PAGE_METRICS.index(m.metric))
+    out: dict[int, list[tuple[str, str, str]]] = {}
+    for m in metrics:
+        if m.metric == "clip_score":
+            label = f"CLIP score ({m.model})"
+        else:
+            reference = m.params.get("reference_variant")
+            name = "SSIM" if m.metric == "ssim" else "PSNR"
+            label = f"{name} vs {reference}" if reference else name
+        if m.status is MetricStatus.ok and m.value is not None:
+            value = _fmt_metric(m.metric, m.value)
+        else:
+            value = f"unavailable: {m.reason or 'no reason given'}"
+        out.setdefault(m.generation_id, []).append((f"metric-{m.metric}", label, value))
+    return out
+
+
 def _neighbour(session: Session, prompt: Prompt, *, after: bool) -> Prompt | None:
     position = Prompt.position > prompt.position if after else Prompt.position < prompt.position
     order = Prompt.position.asc() if after else Prompt.position.desc()
@@ -348,8 +389,13 @@ def prompt_page(
     keep = {"seed": seed, "left": left, "right": right}
     previous = _neighbour(session, prompt, after=False)
     following = _neighbour(session, prompt, after=True)
+    metric_rows = _metric_rows(session, cells)
     context.update(
-        settings={c.variant.id: _settings(c, run, chosen_seed) for c in cells},
+        settings={
+            c.variant.id: _settings(c, run, chosen_seed)
+            + (metric_rows.get(c.generation.id, []) if c.generation else [])
+            for c in cells
+        },
         prev_url=_url(f"/prompts/{previous.id}", **keep) if previous else None,
         next_url=_url(f"/prompts/{following.id}", **keep) if following else None,
         gallery_url=_url("/prompts", run=run.id, seed=seed),

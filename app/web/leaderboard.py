@@ -9,6 +9,9 @@ redraws under the reader (an open per-category table stays open, a scrolled tabl
 
 Panel codes are invitations (`/arena?panel=CODE` joins the panel), so the page never lists
 them: the filter takes a code the reader already knows.
+
+Below the ratings, "can a metric stand in for votes?" (app.agreement): each metric's agreement
+with the decided votes and its correlation with the ratings.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
+from app.agreement import metric_agreement
 from app.leaderboard import (
     fmt_interval,
     fmt_rank,
@@ -85,8 +89,12 @@ def leaderboard_page(
             if request.headers.get(VERSION_HEADER) == key.version:
                 return Response(status_code=204, headers={"Vary": "HX-Request"})
         query = {"run": selected.id} | ({"panel": panel_row.code} if panel_row else {})
+        view = leaderboard(session, selected, panel_id=panel_id)
         context |= {
-            "view": leaderboard(session, selected, panel_id=panel_id),
+            "view": view,
+            # Recomputed with the board: metrics computed since the last vote show once a
+            # vote changes the board's version (or on a reload).
+            "agreement": metric_agreement(session, view),
             "self_url": f"/leaderboard?{urlencode(query)}",
             "poll": POLL,
             "version_header": VERSION_HEADER,

@@ -1,5 +1,5 @@
 """Overview `/`: the runs, and for the selected run one card per variant (speed, cost, memory,
-status), sortable."""
+status, and the automatic metrics' means: SSIM against the reference, CLIP score), sortable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
+from app.quality import metric_summaries
 from app.summaries import VariantSummary, variant_summaries
 from app.web.deps import SessionDep
 from app.web.selection import all_runs, select_run
@@ -24,6 +26,27 @@ SORT_LABELS: dict[str, str] = {
     "cost": "cost",
     "memory": "memory",
 }
+
+
+CARD_METRICS = {"ssim": "SSIM", "clip_score": "CLIP score"}
+
+
+def _metric_lines(
+    session: Session, run_id: int, variants: list[VariantSummary]
+) -> dict[str, list[tuple[str, str, str]]]:
+    """variant -> (metric, label, "mean [95% CI]" or "unavailable: reason") lines."""
+    reference = {v.name: v.reference for v in variants}
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for s in metric_summaries(session, run_id):
+        if s.metric not in CARD_METRICS:
+            continue
+        label = CARD_METRICS[s.metric]
+        if s.metric == "ssim" and reference.get(s.variant):
+            label += f" vs {reference[s.variant]}"
+        elif s.metric == "clip_score":
+            label += f" ({s.model})"
+        out.setdefault(s.variant, []).append((s.metric, label, s.display))
+    return out
 
 
 def _sorted(variants: list[VariantSummary], key: SortKey) -> list[VariantSummary]:
@@ -62,10 +85,9 @@ def overview(
         "sort_labels": SORT_LABELS,
     }
     if selected is not None:
-        context["variants"] = _sorted(variant_summaries(session, selected), sort)
-        context["images_per_variant"] = max(
-            (v.jobs_total for v in context["variants"]),  # type: ignore[attr-defined]
-            default=0,
-        )
+        variants = _sorted(variant_summaries(session, selected), sort)
+        context["variants"] = variants
+        context["metric_lines"] = _metric_lines(session, selected.id, variants)
+        context["images_per_variant"] = max((v.jobs_total for v in variants), default=0)
     block = "cards" if request.headers.get("HX-Target") == "variant-cards" else "content"
     return render(request, "index.html", context, block=block)

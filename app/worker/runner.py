@@ -75,9 +75,7 @@ def enqueue_run(engine: Engine, bench: bm.Benchmark, prompts: list[PromptRow]) -
         if existing is not None:
             # The price is not part of the fingerprint: a new price applies to old timings.
             session.execute(
-                update(Run)
-                .where(Run.id == existing)
-                .values(usd_per_hour=bench.usd_per_hour)
+                update(Run).where(Run.id == existing).values(usd_per_hour=bench.usd_per_hour)
             )
             return existing
     try:

@@ -6,8 +6,9 @@
  *
  * Latency error bars: a floating bar dataset ([p10, p90]) drawn thin and dark over the
  * median bar (`grouped: false` puts both at the same x), so tooltips work without a plugin.
- * Cost vs quality: a scatter of $/1k images against the arena's Bradley–Terry rating, with
- * its 95% interval drawn by a small plugin (errorBars).
+ * Cost vs quality: a scatter of $/1k images against the arena's Bradley–Terry rating (or, when
+ * `quality_kind` names a metric, its per-variant mean), with its 95% interval drawn by a small
+ * plugin (errorBars).
  */
 (function () {
   "use strict";
@@ -45,11 +46,15 @@
   }
 
   // A 95% interval in words, as on the leaderboard: a null end is unbounded.
-  function fmtInterval(low, high) {
+  function fmtInterval(low, high, fmt) {
     if (low === null && high === null) return "unbounded";
-    if (high === null) return "≥ " + Math.round(low);
-    if (low === null) return "≤ " + Math.round(high);
-    return "[" + Math.round(low) + ", " + Math.round(high) + "]";
+    if (high === null) return "≥ " + fmt(low);
+    if (low === null) return "≤ " + fmt(high);
+    return "[" + fmt(low) + ", " + fmt(high) + "]";
+  }
+  // A metric's mean: four significant digits, as on the overview cards.
+  function fmtMetric(x) {
+    return String(Number(x.toPrecision(4)));
   }
 
   /* Vertical error bars from each point's `low` to `high` (an unbounded end runs to the edge
@@ -224,12 +229,15 @@
       }),
     };
 
-    // Cost against the arena's Bradley–Terry rating; each point carries its 95% interval.
+    // Cost against the arena's Bradley–Terry rating or a metric's mean; each point carries its
+    // 95% interval.
+    const isRating = (data.quality_kind || "rating") === "rating";
+    const fmtQuality = isRating ? Math.round : fmtMetric;
     const rated = data.variants.filter((v) => v.quality !== null && v.usd_per_1k_images !== null);
     if (rated.length) {
       const points = rated.map((v) => ({
         x: v.usd_per_1k_images,
-        y: v.quality.rating,
+        y: isRating ? v.quality.rating : v.quality.value,
         low: v.quality.ci_low,
         high: v.quality.ci_high,
         name: v.name,
@@ -237,7 +245,10 @@
       const ends = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
       const lo = Math.min(...ends);
       const hi = Math.max(...ends);
-      const pad = Math.max(10, (hi - lo) * 0.08);
+      // Ratings: at least 10 Elo points of room; metrics: 8% of their spread (or of the value).
+      const pad = isRating
+        ? Math.max(10, (hi - lo) * 0.08)
+        : (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 0.01;
       out.quality = {
         type: "scatter",
         data: {
@@ -261,8 +272,9 @@
             tooltip: {
               callbacks: {
                 label: (ctx) =>
-                  ctx.raw.name + ": " + fmtUsd(ctx.raw.x) + " / 1k images, rating " +
-                  Math.round(ctx.raw.y) + " " + fmtInterval(ctx.raw.low, ctx.raw.high),
+                  ctx.raw.name + ": " + fmtUsd(ctx.raw.x) + " / 1k images, " +
+                  (isRating ? "rating " : "mean ") + fmtQuality(ctx.raw.y) + " " +
+                  fmtInterval(ctx.raw.low, ctx.raw.high, fmtQuality),
               },
             },
           },

@@ -1,0 +1,224 @@
+"""Can an automatic metric stand in for the arena's votes?
+
+For each metric (SSIM, PSNR, CLIP score) two questions, on a run's counted votes:
+
+1. **Vote agreement**: among the decided votes (left or right won; no ties, no "both bad", no
+   attention checks, no flagged raters), the share where the image the metric prefers (the
+   higher value) is the one people preferred, with a bootstrap 95% interval. Fidelity metrics
+   (SSIM, PSNR) compare each side's fidelity to its own reference: a reference's own image has
+   no fidelity value, so votes with one on either side are skipped (counted in
+   ``skipped_reference``), as are votes where a side has no value (``skipped_missing``) or
+   both sides have the same value (``skipped_equal``).
+2. **Variant correlation**: Pearson and Spearman correlation between the metric's per-variant
+   mean (``app.quality.metric_summaries``) and the Bradley–Terry rating, over the variants
+   with both; None with a reason under three variants.
+
+The bootstrap resamples 0/1 agreements with replacement, so the resampled count is exactly
+Binomial(n, observed share): drawn vectorized with a seeded numpy generator, whatever n is.
+Plain SQL + numpy/scipy, no torch: the web tier calls it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.leaderboard import LeaderboardView
+from app.models import (
+    Generation,
+    GenerationMetric,
+    MetricStatus,
+    Rater,
+    Variant,
+    Vote,
+    VoteOutcome,
+)
+from app.quality import metric_summaries
+
+AGREEMENT_METRICS = ("ssim", "psnr_db", "clip_score")
+FIDELITY = frozenset({"ssim", "psnr_db", "lpips"})
+ROUNDS = 1000
+MIN_VARIANTS = 3
+
+
+@dataclass(frozen=True)
+class MetricAgreement:
+    metric: str
+    model: str | None  # the (metric, model) rows used: the one with the most values
+    decided_votes: int
+    n: int  # votes used: the metric prefers one side
+    agreement: float | None  # share of the n where people preferred the metric's choice
+    ci_low: float | None
+    ci_high: float | None
+    skipped_reference: int  # a side is a reference's own image (no fidelity value)
+    skipped_missing: int  # a side has no value (not computed, unavailable)
+    skipped_equal: int  # equal values: the metric has no preference
+    n_variants: int  # variants with both a finite metric mean and a finite rating
+    pearson: float | None
+    spearman: float | None
+    correlation_reason: str | None  # why there is no correlation
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_reference + self.skipped_missing + self.skipped_equal
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    run_id: int
+    decided_votes: int
+    has_metrics: bool
+    rows: tuple[MetricAgreement, ...]
+
+
+def bootstrap_share(
+    agree: Sequence[bool] | np.ndarray, *, rounds: int = ROUNDS, seed: int = 0
+) -> tuple[float | None, float | None, float | None]:
+    """Share of True and its percentile bootstrap 95% interval; (None,)*3 for no values."""
+    values = np.asarray(agree, dtype=bool)
+    n = int(values.size)
+    if n == 0:
+        return None, None, None
+    share = float(values.mean())
+    # Resampling n Bernoulli outcomes with replacement = one Binomial(n, share) count.
+    counts = np.random.default_rng(seed).binomial(n, share, size=rounds)
+    low, high = np.percentile(counts / n, [2.5, 97.5])
+    return share, float(low), float(high)
+
+
+def _correlation(
+    pairs: list[tuple[float, float]],
+) -> tuple[float | None, float | None, str | None]:
+    if len(pairs) < MIN_VARIANTS:
+        return (
+            None,
+            None,
+            f"needs {MIN_VARIANTS} variants with a rating and a value, has {len(pairs)}",
+        )
+    x = np.array([p[0] for p in pairs])
+    y = np.array([p[1] for p in pairs])
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None, None, "constant values: no correlation"
+    pearson = float(stats.pearsonr(x, y).statistic)
+    spearman = float(stats.spearmanr(x, y).statistic)
+    return pearson, spearman, None
+
+
+def metric_agreement(
+    session: Session,
+    view: LeaderboardView,
+    *,
+    metrics: Sequence[str] = AGREEMENT_METRICS,
+    rounds: int = ROUNDS,
+    seed: int = 0,
+) -> AgreementReport:
+    """Agreement of each metric with the counted decided votes of `view`'s run (and panel)."""
+    run_id = view.run_id
+    variants = {v.id: v for v in session.scalars(select(Variant).where(Variant.run_id == run_id))}
+    rows = session.execute(
+        select(
+            Generation.variant_id,
+            Generation.prompt_id,
+            Generation.seed,
+            GenerationMetric.metric,
+            GenerationMetric.model,
+            GenerationMetric.value,
+        )
+        .join(Generation, Generation.id == GenerationMetric.generation_id)
+        .where(
+            Generation.run_id == run_id,
+            GenerationMetric.metric.in_(list(metrics)),
+            GenerationMetric.status == MetricStatus.ok,
+            GenerationMetric.value.is_not(None),
+        )
+    ).all()
+    # One model per metric: the one with the most values (another CLIP is never mixed in).
+    models = {
+        metric: Counter(m for _, _, _, mt, m, _ in rows if mt == metric).most_common(1)[0][0]
+        for metric in {r.metric for r in rows}
+    }
+    values: dict[str, dict[tuple[int, int, int], float]] = {m: {} for m in metrics}
+    for variant_id, prompt_id, seed_, metric, model, value in rows:
+        if models[metric] == model and value is not None:
+            values[metric][(variant_id, prompt_id, int(seed_))] = float(value)
+
+    query = (
+        select(Vote.left_variant_id, Vote.right_variant_id, Vote.outcome, Vote.prompt_id, Vote.seed)
+        .join(Rater, Rater.id == Vote.rater_id)
+        .where(
+            Vote.run_id == run_id,
+            Vote.id <= view.key.max_vote_id,
+            Vote.attention_check.is_(False),
+            Rater.flagged.is_(False),
+            Vote.outcome.in_([VoteOutcome.left, VoteOutcome.right]),
+        )
+    )
+    if view.panel_id is not None:
+        query = query.where(Vote.panel_id == view.panel_id)
+    votes = session.execute(query).all()
+
+    summaries = metric_summaries(session, run_id)
+    ratings = {
+        r.name: r.rating
+        for r in view.ranking.variants
+        if r.games > 0 and r.rating is not None and math.isfinite(r.rating)
+    }
+    out = []
+    for metric in metrics:
+        by_image = values[metric]
+        agree: list[bool] = []
+        skipped = Counter[str]()
+        for left, right, outcome, prompt_id, vote_seed in votes:
+            sides: list[float | str | None] = []
+            for variant_id in (left, right):
+                variant = variants.get(variant_id)
+                if metric in FIDELITY and variant is not None and variant.reference_id is None:
+                    sides.append("reference")
+                else:
+                    sides.append(by_image.get((variant_id, prompt_id, int(vote_seed))))
+            if "reference" in sides:
+                skipped["reference"] += 1
+                continue
+            a, b = sides
+            if not isinstance(a, float) or not isinstance(b, float):
+                skipped["missing"] += 1
+            elif a == b:
+                skipped["equal"] += 1
+            else:
+                agree.append((a > b) == (outcome is VoteOutcome.left))
+        share, low, high = bootstrap_share(agree, rounds=rounds, seed=seed)
+        means = {
+            s.variant: s.mean
+            for s in summaries
+            if s.metric == metric and s.model == models.get(metric) and s.mean is not None
+        }
+        pairs = [(means[name], ratings[name]) for name in means if name in ratings]
+        pearson, spearman, reason = _correlation(pairs)
+        out.append(
+            MetricAgreement(
+                metric=metric,
+                model=models.get(metric),
+                decided_votes=len(votes),
+                n=len(agree),
+                agreement=share,
+                ci_low=low,
+                ci_high=high,
+                skipped_reference=skipped["reference"],
+                skipped_missing=skipped["missing"],
+                skipped_equal=skipped["equal"],
+                n_variants=len(pairs),
+                pearson=pearson,
+                spearman=spearman,
+                correlation_reason=reason,
+            )
+        )
+    return AgreementReport(
+        run_id=run_id, decided_votes=len(votes), has_metrics=bool(rows), rows=tuple(out)
+    )

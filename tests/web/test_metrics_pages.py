@@ -1,0 +1,254 @@
+"""Automatic metrics on the pages: the prompt page's settings, the overview cards, the
+dashboard's quality axis and the leaderboard's "can a metric stand in for votes?" table.
+
+The metrics are computed once (tiny CLIP) into a private copy of the web test run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import make_engine, session_scope
+from app.models import GenerationMetric, MetricStatus, Prompt
+from app.quality import compute_run_metrics, metric_summaries
+from app.web.main import create_app
+from tests.conftest import DemoData
+from tests.test_leaderboard import MIXED, add_votes
+
+
+def _copy(data: DemoData, path: Path) -> None:
+    source = sqlite3.connect(data.database_url.removeprefix("sqlite:///"))
+    with source as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    source.close()
+
+
+@pytest.fixture(scope="module")
+def metrics_db(
+    demo_data: DemoData, tiny_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> DemoData:
+    path = tmp_path_factory.mktemp("metrics") / "metrics.db"
+    _copy(demo_data, path)
+    data = DemoData(f"sqlite:///{path}", demo_data.media_dir, demo_data.run_id)
+    engine = make_engine(data.database_url)
+    compute_run_metrics(
+        engine,
+        data.run_id,
+        media_dir=data.media_dir,
+        models_dir=tiny_models,
+        clip_model="tiny:clip",
+    )
+    engine.dispose()
+    return data
+
+
+@pytest.fixture
+def metrics_demo(metrics_db: DemoData, tmp_path: Path) -> DemoData:
+    """A private copy of the run with its metrics, for tests that write."""
+    path = tmp_path / "copy.db"
+    _copy(metrics_db, path)
+    return DemoData(f"sqlite:///{path}", metrics_db.media_dir, metrics_db.run_id)
+
+
+@pytest.fixture
+def client(metrics_demo: DemoData) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=metrics_demo.database_url, media_dir=metrics_demo.media_dir, page_cache_s=0
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _page(response: Any) -> BeautifulSoup:
+    assert response.status_code == 200, response.text
+    return BeautifulSoup(response.text, "html.parser")
+
+
+def _first_prompt(data: DemoData) -> int:
+    engine = make_engine(data.database_url)
+    with Session(engine) as session:
+        prompt_id = session.scalars(
+            select(Prompt.id).where(Prompt.run_id == data.run_id).order_by(Prompt.position)
+        ).first()
+    engine.dispose()
+    assert prompt_id is not None
+    return prompt_id
+
+
+def _summaries(data: DemoData) -> dict[tuple[str, str], Any]:
+    engine = make_engine(data.database_url)
+    with Session(engine) as session:
+        out = {(s.variant, s.metric): s for s in metric_summaries(session, data.run_id)}
+    engine.dispose()
+    return out
+
+
+def _dashboard_data(page: BeautifulSoup) -> dict[str, Any]:
+    script = page.select_one("script#dashboard-data")
+    assert script is not None
+    data: dict[str, Any] = json.loads(script.get_text())
+    return data
+
+
+# --- prompt page ----------------------------------------------------------------------------
+
+
+def test_prompt_metrics_listed_in_each_images_settings(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    page = _page(client.get(f"/prompts/{_first_prompt(metrics_demo)}"))
+    turbo = page.select_one('figure[data-variant="dev-turbo"] dl.settings')
+    keys = [d["data-key"] for d in turbo.select("div.setting.metric")]
+    assert keys == ["metric-ssim", "metric-psnr_db", "metric-clip_score"]
+    ssim = turbo.select_one('[data-key="metric-ssim"]')
+    assert ssim.select_one("dt").get_text() == "SSIM vs dev"
+    assert 0 <= float(ssim.select_one("dd").get_text()) <= 1
+    assert turbo.select_one('[data-key="metric-psnr_db"] dd').get_text().endswith("dB")
+    # A reference has no fidelity to itself: only its CLIP score.
+    dev = page.select_one('figure[data-variant="dev"] dl.settings')
+    assert [d["data-key"] for d in dev.select("div.metric")] == ["metric-clip_score"]
+    clip = dev.select_one('[data-key="metric-clip_score"] dt').get_text()
+    assert clip == "CLIP score (tiny:clip)"
+
+
+def test_prompt_metrics_unavailable_says_why_escaped(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    engine = make_engine(metrics_demo.database_url)
+    with session_scope(engine) as session:
+        session.execute(
+            update(GenerationMetric)
+            .where(GenerationMetric.metric == "clip_score")
+            .values(status=MetricStatus.unavailable, value=None, reason="<b>no weights</b>")
+        )
+    engine.dispose()
+    response = client.get(f"/prompts/{_first_prompt(metrics_demo)}")
+    page = _page(response)
+    cell = page.select_one('figure[data-variant="dev"] [data-key="metric-clip_score"] dd')
+    assert cell.get_text() == "unavailable: <b>no weights</b>"
+    assert page.select("dl.settings b") == []
+
+
+# --- overview cards -----------------------------------------------------------------------
+
+
+def test_overview_metrics_summary_lines_per_card(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    page = _page(client.get(f"/?run={metrics_demo.run_id}"))
+    summaries = _summaries(metrics_demo)
+    turbo = page.select_one('article.variant-card[data-variant="dev-turbo"]')
+    ssim = turbo.select_one('.metric-line[data-metric="ssim"]')
+    assert ssim.select_one("dt").get_text() == "SSIM vs dev"
+    assert ssim.select_one("dd").get_text() == summaries[("dev-turbo", "ssim")].display
+    dev = page.select_one('article.variant-card[data-variant="dev"]')
+    assert [d["data-metric"] for d in dev.select(".metric-line")] == ["clip_score"]
+    clip = dev.select_one(".metric-line dd").get_text()
+    assert clip == summaries[("dev", "clip_score")].display
+    # The failed variant has no images, so no metric lines.
+    assert page.select('article[data-variant="schnell-fp8"] .metric-line') == []
+
+
+# --- dashboard ----------------------------------------------------------------------------
+
+
+def test_dashboard_metrics_default_to_ssim_without_votes(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    page = _page(client.get(f"/dashboard?run={metrics_demo.run_id}"))
+    data = _dashboard_data(page)
+    assert data["quality_kind"] == "ssim"
+    assert data["quality_label"] == "SSIM vs reference (mean)"
+    quality = {v["name"]: v["quality"] for v in data["variants"]}
+    summary = _summaries(metrics_demo)[("dev-turbo", "ssim")]
+    assert quality["dev-turbo"] == {
+        "value": summary.mean,
+        "ci_low": summary.ci_low,
+        "ci_high": summary.ci_high,
+    }
+    assert quality["dev"] is None  # a reference has no fidelity to itself
+    assert page.select_one("canvas#chart-quality") is not None
+    selected = page.select_one("form.quality-form select[name=quality] option[selected]")
+    assert selected["value"] == "ssim"
+
+
+def test_dashboard_metrics_clip_score_axis(client: TestClient, metrics_demo: DemoData) -> None:
+    page = _page(client.get(f"/dashboard?run={metrics_demo.run_id}&quality=clip_score"))
+    data = _dashboard_data(page)
+    assert data["quality_kind"] == "clip_score"
+    assert data["quality_label"] == "CLIP score (mean), tiny:clip"
+    quality = {v["name"]: v["quality"] for v in data["variants"]}
+    assert quality["dev"]["value"] == _summaries(metrics_demo)[("dev", "clip_score")].mean
+    # The price form keeps the chosen axis.
+    hidden = page.select_one('form.price-form input[name="quality"]')
+    assert hidden["value"] == "clip_score"
+
+
+def test_dashboard_metrics_rating_once_votes_exist(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    add_votes(metrics_demo.database_url, metrics_demo.run_id, MIXED)
+    data = _dashboard_data(_page(client.get(f"/dashboard?run={metrics_demo.run_id}")))
+    assert data["quality_kind"] == "rating"
+    assert data["quality_label"] == "arena rating (Elo scale)"
+    ssim = _dashboard_data(_page(client.get(f"/dashboard?run={metrics_demo.run_id}&quality=ssim")))
+    assert ssim["quality_kind"] == "ssim"
+
+
+def test_dashboard_metrics_unknown_quality_is_422(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    response = client.get(f"/dashboard?run={metrics_demo.run_id}&quality=lpips")
+    assert response.status_code == 422
+
+
+def test_dashboard_metrics_missing_metric_says_so(
+    demo_client: TestClient, demo_data: DemoData
+) -> None:
+    page = _page(demo_client.get(f"/dashboard?run={demo_data.run_id}&quality=clip_score"))
+    note = page.select_one("#quality-box .no-quality").get_text(" ", strip=True)
+    assert note.startswith("no CLIP score values yet")
+    assert page.select_one("canvas#chart-quality") is None
+
+
+# --- leaderboard --------------------------------------------------------------------------
+
+
+def test_leaderboard_metrics_no_votes_yet(client: TestClient, metrics_demo: DemoData) -> None:
+    page = _page(client.get(f"/leaderboard?run={metrics_demo.run_id}"))
+    assert page.select_one(".metric-agreement .no-agreement-votes") is not None
+    assert page.select_one("table.agreement-table") is None
+
+
+def test_leaderboard_metrics_no_metrics_yet(
+    writable_client: TestClient, writable_demo: DemoData
+) -> None:
+    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
+    page = _page(writable_client.get(f"/leaderboard?run={writable_demo.run_id}"))
+    assert page.select_one(".metric-agreement .no-agreement-metrics") is not None
+
+
+def test_leaderboard_metrics_agreement_table(client: TestClient, metrics_demo: DemoData) -> None:
+    add_votes(metrics_demo.database_url, metrics_demo.run_id, MIXED)
+    page = _page(client.get(f"/leaderboard?run={metrics_demo.run_id}"))
+    rows = {r["data-metric"]: r for r in page.select("table.agreement-table tr.agreement-row")}
+    assert list(rows) == ["ssim", "psnr_db", "clip_score"]
+    decided = sum(1 for *_, outcome in MIXED if outcome in ("left", "right"))
+    clip = rows["clip_score"]
+    used = int(clip.select_one("td.used")["data-value"])
+    assert 0 < used <= decided
+    assert 0 <= float(clip.select_one("td.agreement")["data-value"]) <= 1
+    # Every vote has dev (the reference) or schnell (no reference) on a side: no fidelity.
+    ssim = rows["ssim"]
+    assert ssim.select_one("td.used")["data-value"] == "0"
+    assert "reference's own image" in ssim.select_one("td.skipped").get_text()
