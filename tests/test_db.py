@@ -33,3 +33,18 @@ def test_db_foreign_keys_enforced(engine: Engine) -> None:
                 " VALUES (999, 0, 't', 'c', 'x', '')"
             )
         )
+
+
+def test_db_serialized_writes_locks_only_sqlite(engine: Engine) -> None:
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from app.db import serialized_writes
+
+    with Session(engine) as session:
+        guard = serialized_writes(session)
+        assert isinstance(guard, type(threading.Lock()))
+        with guard:
+            assert guard.locked()
+        assert not guard.locked()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.arena import ArenaError, get_or_create_rater, issue_matchup, record_vote
 from app.config import Settings
+from app.db import serialized_writes
 from app.models import Generation, Matchup, Run, Variant, Vote, VoteOutcome
 from app.web.deps import SessionDep
 from app.web.selection import select_run
@@ -199,18 +200,21 @@ def arena(
     if selected is None:
         return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
     cookie_rater = rater_id_from_cookie(request)
-    try:
-        rater = get_or_create_rater(session, cookie_rater, panel)
-    except ArenaError as exc:
-        # An unknown panel code: the error page, not a matchup the rater did not ask for.
-        raise HTTPException(exc.status_code, exc.reason) from None
-    try:
-        issued = issue_matchup(session, selected, rater, settings.secret_key)
-    except ArenaError as exc:
-        return _message(
-            request, exc.status_code, exc.reason, run=selected, title="Nothing to compare yet"
-        )
-    session.commit()
+    with serialized_writes(session):
+        try:
+            rater = get_or_create_rater(session, cookie_rater, panel)
+        except ArenaError as exc:
+            # An unknown panel code: the error page, not a matchup the rater did not ask for.
+            session.rollback()
+            raise HTTPException(exc.status_code, exc.reason) from None
+        try:
+            issued = issue_matchup(session, selected, rater, settings.secret_key)
+        except ArenaError as exc:
+            session.rollback()
+            return _message(
+                request, exc.status_code, exc.reason, run=selected, title="Nothing to compare yet"
+            )
+        session.commit()
 
     matchup = issued.matchup
     left, right = _shown(session, matchup)
@@ -329,22 +333,29 @@ async def read_vote_form(request: Request) -> VoteForm:
 
 def _store_vote(request: Request, session: Session, form: VoteForm, run_id: int | None) -> Response:
     settings: Settings = request.app.state.settings
-    try:
-        vote = record_vote(
-            session,
-            token=form.token,
-            rater_id=rater_id_from_cookie(request),
-            outcome=form.outcome,
-            secret_key=settings.secret_key,
-            max_age_s=settings.arena_token_ttl_s,
-            votes_per_minute=settings.arena_votes_per_minute,
-        )
-    except ArenaError as exc:
-        session.rollback()
+    refused: ArenaError | None = None
+    with serialized_writes(session):
+        try:
+            vote = record_vote(
+                session,
+                token=form.token,
+                rater_id=rater_id_from_cookie(request),
+                outcome=form.outcome,
+                secret_key=settings.secret_key,
+                max_age_s=settings.arena_token_ttl_s,
+                votes_per_minute=settings.arena_votes_per_minute,
+            )
+        except ArenaError as exc:
+            session.rollback()
+            refused = exc
+        else:
+            # DESIGN.md rule 5: a vote that got a 2xx is in the database.
+            session.commit()
+    if refused is not None:
         run = session.get(Run, run_id) if run_id is not None else None
-        return _message(request, exc.status_code, exc.reason, run=run, next_url=_arena_url(run_id))
-    # DESIGN.md rule 5: a vote that got a 2xx is in the database.
-    session.commit()
+        return _message(
+            request, refused.status_code, refused.reason, run=run, next_url=_arena_url(run_id)
+        )
 
     if "application/json" in request.headers.get("accept", ""):
         context = _reveal_context(session, vote)
