@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -133,6 +134,7 @@ def resolve_ref(ref: str, models_dir: Path) -> str:
 def _build_atomically(target: Path, write: Callable[[Path], None], *, force: bool) -> Path:
     if not force and _is_built(target):
         return target
+    _remove_stale_builds(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the built folder is ordinary data
     try:
@@ -144,6 +146,15 @@ def _build_atomically(target: Path, write: Callable[[Path], None], *, force: boo
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _remove_stale_builds(target: Path, older_than_s: float = 3600.0) -> None:
+    """Temp folders of builds that were killed. A build takes seconds, so one older than an
+    hour is nobody's: removing younger ones could pull a folder from under a live build."""
+    cutoff = time.time() - older_than_s
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _is_built(folder: Path) -> bool:

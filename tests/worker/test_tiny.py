@@ -126,3 +126,19 @@ def test_tiny_lora_has_alpha_metadata(tiny_paths: dict[str, Path]) -> None:
     assert "transformer.single_transformer_blocks.1.attn.to_q.lora_B.weight" in keys
     assert lora_b.shape[1] == 4
     assert lora_b.abs().sum() > 0
+
+
+def test_tiny_build_removes_stale_temp_folders_of_killed_builds(tmp_path: Path) -> None:
+    import os
+
+    from app.worker.tiny import build_tiny_models
+
+    stale = tmp_path / ".tiny-flux-schnell.killed"
+    fresh = tmp_path / ".tiny-flux-schnell.running"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "half.safetensors").write_bytes(b"x")
+    os.utime(stale, (0, 0))  # a build killed long ago
+    build_tiny_models(tmp_path)
+    assert not stale.exists()
+    assert fresh.exists()  # maybe another process's build in progress: left alone
