@@ -114,8 +114,8 @@ def build_tiny_models(models_dir: Path, *, force: bool = False) -> dict[str, Pat
     paths: dict[str, Path] = {}
     for ref, folder in TINY_MODELS.items():
         write = functools.partial(_write_pipeline, guidance_embeds=ref == "tiny:dev")
-        paths[ref] = _build_atomically(models_dir / folder, write, force=force)
-    _build_atomically(models_dir / LORA_DIR, _write_turbo_lora, force=force)
+        paths[ref] = build_atomically(models_dir / folder, write, force=force)
+    build_atomically(models_dir / LORA_DIR, _write_turbo_lora, force=force)
     for ref, relative in TINY_LORAS.items():
         paths[ref] = models_dir / relative
     return paths
@@ -131,17 +131,28 @@ def resolve_ref(ref: str, models_dir: Path) -> str:
     return str(build_tiny_models(models_dir)[ref])
 
 
-def _build_atomically(target: Path, write: Callable[[Path], None], *, force: bool) -> Path:
-    if not force and _is_built(target):
+def build_atomically(
+    target: Path,
+    write: Callable[[Path], None],
+    *,
+    force: bool,
+    version: str = BUILD_VERSION,
+) -> Path:
+    """Build a model folder with `write` unless `target` already holds this `version`.
+
+    Written under a temporary name beside the target and renamed into place, so a killed build
+    never leaves a half model. Shared by the tiny FLUX pipelines and the tiny CLIP.
+    """
+    if not force and is_built(target, version):
         return target
     _remove_stale_builds(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the built folder is ordinary data
     try:
         write(tmp)
-        (tmp / MARKER).write_text(BUILD_VERSION + "\n")
-        if force or not _is_built(target):  # else another process finished first: keep it
-            shutil.rmtree(target, ignore_errors=True)  # an older BUILD_VERSION
+        (tmp / MARKER).write_text(version + "\n")
+        if force or not is_built(target, version):  # else another process finished first
+            shutil.rmtree(target, ignore_errors=True)  # an older build version
             os.rename(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -157,9 +168,9 @@ def _remove_stale_builds(target: Path, older_than_s: float = 3600.0) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _is_built(folder: Path) -> bool:
+def is_built(folder: Path, version: str = BUILD_VERSION) -> bool:
     marker = folder / MARKER
-    return marker.is_file() and marker.read_text().strip() == BUILD_VERSION
+    return marker.is_file() and marker.read_text().strip() == version
 
 
 def _write_pipeline(out: Path, guidance_embeds: bool) -> None:

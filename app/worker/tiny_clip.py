@@ -5,16 +5,13 @@ The CLIP score (app/quality.py) loads its model with `CLIPModel.from_pretrained`
 model lets that path run in the demo and the tests with no network. Its scores mean nothing
 (random weights); they are finite and deterministic, which is what the tests need.
 
-Built like app/worker/tiny.py: deterministic (fixed seed, byte-identical files), idempotent
-(a marker file holding `BUILD_VERSION`) and atomic (built under a temporary name beside the
-target, then renamed). The tokenizer is tiny.py's offline byte-level BPE.
+Built by app/worker/tiny.py's `build_atomically`: deterministic (fixed seed, byte-identical
+files), idempotent (a marker file holding `BUILD_VERSION`) and atomic (built under a temporary
+name beside the target, then renamed). The tokenizer is tiny.py's offline byte-level BPE.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,11 +23,10 @@ from transformers import (
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from app.worker.tiny import SEED, _clip_tokenizer, clip_text_config
+from app.worker.tiny import SEED, _clip_tokenizer, build_atomically, clip_text_config
 
 # Bump when anything below changes what is written: folders with another version are rebuilt.
 BUILD_VERSION = "1"
-MARKER = ".tiny-build-version"
 
 TINY_CLIP_REF = "tiny:clip"
 TINY_CLIP_DIR = "tiny-clip"
@@ -44,20 +40,9 @@ PROJECTION_DIM = 16
 def build_tiny_clip(models_dir: Path, *, force: bool = False) -> Path:
     """Build the tiny CLIP into `models_dir/tiny-clip` unless it is already there."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    target = models_dir / TINY_CLIP_DIR
-    if not force and _is_built(target):
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=models_dir))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the built folder is ordinary data
-    try:
-        _write_clip(tmp)
-        (tmp / MARKER).write_text(BUILD_VERSION + "\n")
-        if force or not _is_built(target):  # else another process finished first: keep it
-            shutil.rmtree(target, ignore_errors=True)  # an older BUILD_VERSION
-            os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_atomically(
+        models_dir / TINY_CLIP_DIR, _write_clip, force=force, version=BUILD_VERSION
+    )
 
 
 def resolve_clip_ref(ref: str, models_dir: Path) -> str:
@@ -67,11 +52,6 @@ def resolve_clip_ref(ref: str, models_dir: Path) -> str:
     if ref != TINY_CLIP_REF:
         raise ValueError(f"unknown tiny CLIP model {ref!r} (known: {TINY_CLIP_REF})")
     return str(build_tiny_clip(models_dir))
-
-
-def _is_built(folder: Path) -> bool:
-    marker = folder / MARKER
-    return marker.is_file() and marker.read_text().strip() == BUILD_VERSION
 
 
 def _write_clip(out: Path) -> None:
