@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import re
 import secrets
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.migrate import upgrade  # noqa: E402
+from app.web.devserver import serve_in_subprocess  # noqa: E402
 
 TOKEN_INPUT = re.compile(r"<input\b[^>]*\bname=\"token\"[^>]*>")
 VALUE = re.compile(r"\bvalue=\"([^\"]+)\"")
@@ -74,12 +72,6 @@ class Results:
     cycle: Tally
     post_only: Tally
     trivial_rps: float
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fresh_copy(source: Path, folder: Path) -> Path:
@@ -226,42 +218,14 @@ async def measure(args: argparse.Namespace, base: str, run_id: int) -> Results:
     return Results(cycle, post_only, trivial_rps)
 
 
-def start_server(db: Path, media: Path, port: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {
+def server_settings(db: Path, media: Path) -> dict[str, str]:
+    return {
         "FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{db}",
         "FLUX_PLAYGROUND_MEDIA_DIR": str(media.resolve()),
         "FLUX_PLAYGROUND_SECRET_KEY": secrets.token_urlsafe(32),
         # Many machine clients, not a person: the per-rater limit must not shape the load.
         "FLUX_PLAYGROUND_ARENA_VOTES_PER_MINUTE": str(10**9),
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.web.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return server
-        except httpx.TransportError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.2)
 
 
 def main() -> None:
@@ -281,19 +245,13 @@ def main() -> None:
         db = fresh_copy(args.db, Path(folder))
         with sqlite3.connect(db) as conn:
             (run_id,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = start_server(db, args.media, port)
-        try:
+        with serve_in_subprocess(server_settings(db, args.media)) as base:
             # Warm up (templates, SQLite pages) with a few votes that are not measured.
             warm = asyncio.run(cycle_load(base, run_id, 2, 10, 30, args.seed - 1000))
             if not warm.vote_ids:
                 raise SystemExit(f"warm-up votes refused: {dict(warm.refused)}")
             before = count_votes(db)
             results = asyncio.run(measure(args, base, run_id))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         stored = count_votes(db) - before
         ids = results.cycle.vote_ids + results.post_only.vote_ids
         missing = missing_votes(db, ids)

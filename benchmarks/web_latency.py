@@ -17,24 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 
+from app.web.devserver import serve_in_subprocess
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def load(url: str, clients: int, requests: int) -> tuple[np.ndarray, float]:
@@ -87,39 +79,12 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, run_id: int, prompt_id: int, cache_s: float) -> None:
-    port = free_port()
-    env = os.environ | {
+    settings = {
         "FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{args.db.resolve()}",
         "FLUX_PLAYGROUND_MEDIA_DIR": str(args.media.resolve()),
         "FLUX_PLAYGROUND_PAGE_CACHE_S": str(cache_s),
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.web.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with serve_in_subprocess(settings) as base:
         endpoints = {
             "trivial `/healthz`": "/healthz",
             "overview `/`": f"/?run={run_id}",
@@ -132,9 +97,6 @@ def measure(args: argparse.Namespace, run_id: int, prompt_id: int, cache_s: floa
         for label, path in endpoints.items():
             latencies, rps = asyncio.run(load(base + path, args.clients, args.requests))
             results[label] = (np.percentile(latencies, 50), np.percentile(latencies, 99), rps)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
     trivial_p50 = results["trivial `/healthz`"][0]
     print(

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from app.web.devserver import serve_in_subprocess
 from tests.conftest import DemoData
 
 CHROMIUM = os.environ.get("FLUX_PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 # As root in a container: no sandbox; and no background traffic (this machine has no network).
 CHROMIUM_ARGS = [
@@ -44,12 +39,6 @@ class LiveServer:
     run_id: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(
     demo_data: DemoData,
@@ -63,41 +52,13 @@ def live_server(
         src.backup(dst)
     shutil.copytree(demo_data.media_dir, root / "media")
     database_url = f"sqlite:///{root / 'e2e.db'}"
-    port = _free_port()
-    env = os.environ | {
+    settings = {
         "FLUX_PLAYGROUND_DATABASE_URL": database_url,
         "FLUX_PLAYGROUND_MEDIA_DIR": str(root / "media"),
         "FLUX_PLAYGROUND_MODELS_DIR": str(tiny_models),
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.web.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("the test server did not start") from None
-            time.sleep(0.1)
-    yield LiveServer(url, database_url, root / "media", tiny_models, demo_data.run_id)
-    server.terminate()
-    server.wait(timeout=10)
+    with serve_in_subprocess(settings) as url:
+        yield LiveServer(url, database_url, root / "media", tiny_models, demo_data.run_id)
 
 
 @pytest.fixture(scope="session")
