@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
+from app.csv_cells import csv_cell
 from app.models import Panel, Prompt, Rater, Run, Variant, Vote
-from app.web.api import csv_cell
 
 COLUMNS = (
     "vote_id",

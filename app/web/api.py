@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from app.api_schemas import (
     VariantOut,
     VariantsOut,
 )
+from app.csv_cells import csv_cell
 from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
 from app.summaries import variant_summaries
 from app.web.deps import SessionDep
@@ -42,8 +42,6 @@ CSV_BODY: dict[int | str, dict[str, Any]] = {
 }
 # Ids are 64-bit in the database; a larger number would fail in the driver instead of a 404.
 INT64_MAX = 2**63 - 1
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 RunId = Annotated[int, Path(ge=1, le=INT64_MAX, description="The run's id.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
@@ -109,18 +107,6 @@ def _run_fields(run: Run, counts: dict[str, int] | None) -> dict[str, Any]:
 def media_url(path: str, sha256: str) -> str:
     """The media URL with the content hash in it, so browsers may cache it for good."""
     return f"/media/{quote(path)}?v={sha256[:12]}"
-
-
-def csv_cell(value: object) -> object:
-    """A value as one CSV cell: None empty, dicts and lists as JSON, and text that a spreadsheet
-    would run as a formula behind an apostrophe (prompts are user data)."""
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True)
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _csv_response(rows: list[dict[str, Any]], header: list[str], filename: str) -> Response:

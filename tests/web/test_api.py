@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.api_schemas import GenerationOut
 from app.config import Settings
+from app.csv_cells import csv_cell
 from app.db import make_engine, session_factory, session_scope
 from app.models import (
     Generation,
@@ -29,7 +30,6 @@ from app.models import (
     Variant,
     VariantStatus,
 )
-from app.web.api import csv_cell
 from app.web.main import create_app
 from tests.web.conftest import DemoData
 
