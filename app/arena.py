@@ -20,11 +20,10 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from itertools import combinations
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import and_, func, select, update
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.models import (
@@ -36,7 +35,6 @@ from app.models import (
     Variant,
     VariantStatus,
     Vote,
-    VoteOutcome,
     utcnow,
 )
 
@@ -155,78 +153,3 @@ def issue_matchup(
     session.flush()
     token = serializer(secret_key).dumps({"m": matchup.id, "r": rater.id})
     return Issued(matchup=matchup, token=token)
-
-
-def record_vote(
-    session: Session,
-    *,
-    token: str,
-    rater_id: str | None,
-    outcome: str,
-    secret_key: str,
-    max_age_s: int,
-    votes_per_minute: int,
-) -> Vote:
-    """Check everything, then store the vote and mark its matchup answered, in the caller's
-    transaction. Raises ArenaError (nothing stored) when the vote is not acceptable."""
-    # 1. The outcome is one of the four answers.
-    try:
-        answer = VoteOutcome(outcome)
-    except ValueError:
-        raise ArenaError(422, f"unknown outcome {outcome!r}") from None
-    # 2. The token is ours, untampered, and not expired.
-    try:
-        payload = serializer(secret_key).loads(token, max_age=max_age_s)
-    except SignatureExpired:
-        raise ArenaError(410, "this matchup has expired; load a new one") from None
-    except BadSignature:
-        raise ArenaError(400, "invalid matchup token") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("m"), int):
-        raise ArenaError(400, "invalid matchup token")
-    # 3. It was issued to this rater (a token is not transferable between browsers).
-    if rater_id is None or payload.get("r") != rater_id:
-        raise ArenaError(403, "this matchup was issued to another rater")
-    matchup = session.get(Matchup, payload["m"])
-    rater = session.get(Rater, rater_id)
-    if matchup is None or rater is None or matchup.rater_id != rater_id:
-        raise ArenaError(400, "this matchup was never issued")
-    # 4. Not faster than a person votes.
-    recent = session.scalar(
-        select(func.count())
-        .select_from(Vote)
-        .where(Vote.rater_id == rater_id, Vote.created_at > utcnow() - timedelta(minutes=1))
-    )
-    if (recent or 0) >= votes_per_minute:
-        raise ArenaError(429, f"too many votes: at most {votes_per_minute} a minute")
-    # 5. Once: the conditional UPDATE matches only an unanswered matchup.
-    now = utcnow()
-    answered = session.execute(
-        update(Matchup)
-        .where(Matchup.id == matchup.id, Matchup.answered_at.is_(None))
-        .values(answered_at=now)
-    )
-    if answered.rowcount != 1:  # type: ignore[attr-defined]
-        raise ArenaError(409, "this matchup has already been answered")
-
-    if matchup.attention_check:
-        if answer in (VoteOutcome.tie, VoteOutcome.both_bad):
-            rater.attention_passed += 1
-        else:
-            rater.attention_failed += 1
-            rater.flagged = rater.attention_failed >= FLAG_AFTER_FAILURES
-    vote = Vote(
-        matchup_id=matchup.id,
-        run_id=matchup.run_id,
-        prompt_id=matchup.prompt_id,
-        seed=matchup.seed,
-        left_variant_id=matchup.left_variant_id,
-        right_variant_id=matchup.right_variant_id,
-        outcome=answer,
-        rater_id=rater_id,
-        panel_id=rater.panel_id,
-        attention_check=matchup.attention_check,
-        created_at=now,
-    )
-    session.add(vote)
-    session.flush()
-    return vote

@@ -69,8 +69,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 _SQLITE_WRITER = threading.Lock()
 
 
-def serialized_writes(session: Session) -> threading.Lock | nullcontext[None]:
+def serialized_writes(bind: Session | Engine) -> threading.Lock | nullcontext[None]:
     """Wrap a short read-then-write transaction (up to its commit) with this on hot paths."""
-    if session.get_bind().dialect.name == "sqlite":
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    if engine.dialect.name == "sqlite":
         return _SQLITE_WRITER
     return nullcontext()

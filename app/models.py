@@ -286,7 +286,11 @@ class Matchup(Base):
 
 class Vote(Base):
     __tablename__ = "votes"
-    __table_args__ = (Index("ix_votes_run_created", "run_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_votes_run_created", "run_id", "created_at"),
+        # The per-rater rate limit counts a rater's votes of the last minute on every vote.
+        Index("ix_votes_rater_created", "rater_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     matchup_id: Mapped[int] = mapped_column(
@@ -298,7 +302,7 @@ class Vote(Base):
     left_variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     right_variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     outcome: Mapped[VoteOutcome] = mapped_column(_enum(VoteOutcome, "vote_outcome"))
-    rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"), index=True)
+    rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"))
     panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
     attention_check: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

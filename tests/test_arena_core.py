@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import select, update
 
-from app.arena import ArenaError, get_or_create_rater, issue_matchup, record_vote
+from app.arena import ArenaError, get_or_create_rater, issue_matchup
+from app.arena_votes import record_vote
 from app.db import make_engine, session_scope
 from app.models import Generation, Run, Variant, VariantStatus
 from tests.conftest import DemoData
@@ -55,7 +56,7 @@ def test_arena_core_pairs_with_fewer_votes_come_up_more_often(writable_demo: Dem
             issued = issue_matchup(session, run, rater, "k", rng)
             if names(session, issued.matchup) == {"dev", "schnell"}:
                 record_vote(
-                    session,
+                    session.connection(),
                     token=issued.token,
                     rater_id=rater_id,
                     outcome="tie",

@@ -16,24 +16,27 @@ share one URL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import Session, joinedload
 
-from app.arena import ArenaError, get_or_create_rater, issue_matchup, record_vote
+from app.arena import ArenaError, get_or_create_rater, issue_matchup
+from app.arena_votes import Ballot, RecordedVote, check_ballot, revealed_sides, store_ballot
 from app.config import Settings
 from app.db import serialized_writes
 from app.models import Generation, Matchup, Run, Variant, Vote, VoteOutcome
 from app.web.deps import SessionDep
 from app.web.selection import select_run
 from app.web.templating import render
+from app.write_queue import WriteQueue
 
 router = APIRouter()
 
@@ -115,19 +118,35 @@ def _set_rater_cookie(request: Request, response: Response, rater_id: str) -> No
 # 2. What a matchup and a vote show.
 
 
-def _shown(session: Session, matchup: Matchup) -> tuple[Shown, Shown]:
-    """Both sides of a matchup (for an attention check, the same variant and image twice)."""
+class Pairing(Protocol):
+    """What names a matchup's two images: a Matchup, a Vote or a RecordedVote."""
+
+    @property
+    def prompt_id(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def left_variant_id(self) -> int: ...
+    @property
+    def right_variant_id(self) -> int: ...
+
+
+def _shown(session: Session, pairing: Pairing) -> tuple[Shown, Shown]:
+    """Both sides of a matchup (for an attention check, the same variant and image twice),
+    with their variants and prompt, in one query."""
     found = {
         g.variant_id: g
         for g in session.scalars(
-            select(Generation).where(
-                Generation.variant_id.in_([matchup.left_variant_id, matchup.right_variant_id]),
-                Generation.prompt_id == matchup.prompt_id,
-                Generation.seed == matchup.seed,
+            select(Generation)
+            .options(joinedload(Generation.variant), joinedload(Generation.prompt))
+            .where(
+                Generation.variant_id.in_([pairing.left_variant_id, pairing.right_variant_id]),
+                Generation.prompt_id == pairing.prompt_id,
+                Generation.seed == pairing.seed,
             )
         )
     }
-    left, right = (found[matchup.left_variant_id], found[matchup.right_variant_id])
+    left, right = (found[pairing.left_variant_id], found[pairing.right_variant_id])
     return Shown(left.variant, left), Shown(right.variant, right)
 
 
@@ -141,9 +160,8 @@ def _arena_url(run_id: int | None) -> str:
     return f"/arena?run={run_id}" if run_id is not None else "/arena"
 
 
-def _reveal_context(session: Session, vote: Vote) -> dict[str, Any]:
-    matchup = session.get_one(Matchup, vote.matchup_id)
-    left, right = _shown(session, matchup)
+def _reveal_context(session: Session, vote: Vote | RecordedVote) -> dict[str, Any]:
+    left, right = _shown(session, vote)
     return {
         "state": "reveal",
         "run": session.get(Run, vote.run_id),
@@ -331,55 +349,65 @@ async def read_vote_form(request: Request) -> VoteForm:
     return VoteForm(token=fields["token"], outcome=fields["outcome"])
 
 
-def _store_vote(request: Request, session: Session, form: VoteForm, run_id: int | None) -> Response:
-    settings: Settings = request.app.state.settings
-    refused: ArenaError | None = None
-    with serialized_writes(session):
-        try:
-            vote = record_vote(
-                session,
-                token=form.token,
-                rater_id=rater_id_from_cookie(request),
-                outcome=form.outcome,
-                secret_key=settings.secret_key,
-                max_age_s=settings.arena_token_ttl_s,
-                votes_per_minute=settings.arena_votes_per_minute,
-            )
-        except ArenaError as exc:
-            session.rollback()
-            refused = exc
-        else:
-            # DESIGN.md rule 5: a vote that got a 2xx is in the database.
-            session.commit()
-    if refused is not None:
+def _refusal(request: Request, refused: ArenaError, run_id: int | None) -> Response:
+    """A refused vote, shown in the frame of the run it came from."""
+    with request.app.state.sessions() as session:
         run = session.get(Run, run_id) if run_id is not None else None
         return _message(
             request, refused.status_code, refused.reason, run=run, next_url=_arena_url(run_id)
         )
 
+
+def _reveal_page(request: Request, vote: RecordedVote) -> Response:
+    with request.app.state.sessions() as session:
+        context = {"nav": "arena", **_reveal_context(session, vote)}
+        return render(request, "arena.html", context, block="stage")
+
+
+def _store_and_reveal(
+    ballot: Ballot, votes_per_minute: int
+) -> Callable[[Connection], tuple[RecordedVote, dict[str, Any]]]:
+    """The writer's work for one vote: store it, and read what its JSON answer reveals."""
+
+    def work(conn: Connection) -> tuple[RecordedVote, dict[str, Any]]:
+        vote = store_ballot(conn, ballot, votes_per_minute=votes_per_minute)
+        return vote, revealed_sides(conn, vote)
+
+    return work
+
+
+async def _take_vote(request: Request, run_id: int | None) -> Response:
+    """The vote's hot path: the form and token checks run here, on the event loop (no I/O);
+    the write runs on the process's database writer (app/write_queue.py), which commits the
+    votes that arrive together in one transaction and answers each after that commit."""
+    settings: Settings = request.app.state.settings
+    form = await read_vote_form(request)
+    ballot = check_ballot(
+        token=form.token,
+        rater_id=rater_id_from_cookie(request),
+        outcome=form.outcome,
+        secret_key=settings.secret_key,
+        max_age_s=settings.arena_token_ttl_s,
+    )
+    writes: WriteQueue = request.app.state.writes
+    # DESIGN.md rule 5: a vote that got a 2xx is in the database (run() returns after COMMIT).
+    vote, sides = await writes.run(_store_and_reveal(ballot, settings.arena_votes_per_minute))
+
     if "application/json" in request.headers.get("accept", ""):
-        context = _reveal_context(session, vote)
         return JSONResponse(
             {
                 "vote_id": vote.id,
                 "matchup_id": vote.matchup_id,
                 "outcome": vote.outcome.value,
                 "attention_check": vote.attention_check,
-                **{
-                    side: {
-                        "variant": context[side].variant.name,
-                        "latency_s": context[side].generation.latency_s,
-                    }
-                    for side in ("left", "right")
-                },
+                **sides,
             },
             status_code=201,
         )
     if request.headers.get("HX-Request") != "true":
         # Post/redirect/get: reloading the reveal page does not post the vote again.
         return RedirectResponse(f"/arena/reveal/{vote.matchup_id}", status_code=303)
-    context = {"nav": "arena", **_reveal_context(session, vote)}
-    return render(request, "arena.html", context, block="stage")
+    return await run_in_threadpool(_reveal_page, request, vote)
 
 
 @router.post(
@@ -400,13 +428,11 @@ def _store_vote(request: Request, session: Session, form: VoteForm, run_id: int 
 )
 async def vote(
     request: Request,
-    session: SessionDep,
     run: Annotated[int | None, Query(ge=1, description="Run the next matchup comes from.")] = None,
 ) -> Response:
-    # Read the body here, under the size limit, instead of letting a Form() parameter read
-    # all of it first; the database work then runs in the thread pool like any sync route.
     try:
-        form = await read_vote_form(request)
-    except ArenaError as exc:
-        return _message(request, exc.status_code, exc.reason, next_url=_arena_url(run))
-    return await run_in_threadpool(_store_vote, request, session, form, run)
+        return await _take_vote(request, run)
+    except ArenaError as refused:
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"detail": refused.reason}, status_code=refused.status_code)
+        return await run_in_threadpool(_refusal, request, refused, run)

@@ -15,6 +15,7 @@ from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview
 from app.web.errors import install_error_pages
 from app.web.microcache import MicroCache
 from app.web.static import CachedStaticFiles
+from app.write_queue import WriteQueue
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SWAGGER_UI = "swagger-ui-5.35.0"
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    # The arena's votes are written by one thread per process, in group commits.
+    app.state.writes = WriteQueue(engine)
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", CachedStaticFiles(directory=settings.media_dir), name="media")
