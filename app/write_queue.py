@@ -88,6 +88,15 @@ class WriteQueue:
                 self._thread.start()
 
     def _serve(self) -> None:
+        try:
+            self._serve_until_idle()
+        finally:
+            # However this thread ends, the next run() must be able to start another.
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+
+    def _serve_until_idle(self) -> None:
         while True:
             try:
                 first = self._items.get(timeout=self._idle_exit_s)
@@ -111,7 +120,7 @@ class WriteQueue:
         pending = batch
         while pending:
             done: list[tuple[_Item, Any]] = []
-            failed: tuple[_Item, Exception] | None = None
+            failed: tuple[_Item, BaseException] | None = None
             try:
                 with (
                     serialized_writes(self._engine),
@@ -121,7 +130,9 @@ class WriteQueue:
                     for item in pending:
                         try:
                             done.append((item, item.work(conn)))
-                        except Exception as exc:  # it goes to its caller
+                        # BaseException too: a work item raising SystemExit must not take
+                        # the writer thread (and every later caller) down with it.
+                        except BaseException as exc:  # it goes to its caller
                             failed = (item, exc)
                             raise _RollBack from exc
             except _RollBack:
