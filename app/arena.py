@@ -21,22 +21,14 @@ import random
 import uuid
 from dataclasses import dataclass
 from itertools import combinations
+from typing import cast
 
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.orm import Session
 
-from app.models import (
-    Generation,
-    Matchup,
-    Panel,
-    Rater,
-    Run,
-    Variant,
-    VariantStatus,
-    Vote,
-    utcnow,
-)
+from app.arena_catalog import Contender, RunCatalog, load_catalog
+from app.models import Matchup, Panel, Rater, Run, Vote, utcnow
 
 TOKEN_SALT = "flux-playground.arena.matchup"
 ATTENTION_RATE = 0.08
@@ -50,12 +42,6 @@ class ArenaError(Exception):
         super().__init__(reason)
         self.status_code = status_code
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Issued:
-    matchup: Matchup
-    token: str
 
 
 def serializer(secret_key: str) -> URLSafeTimedSerializer:
@@ -90,66 +76,94 @@ def pair_vote_counts(session: Session, run_id: int) -> dict[frozenset[int], int]
     return counts
 
 
+@dataclass(frozen=True)
+class Pick:
+    """The pair and the image chosen for a rater's next matchup."""
+
+    left: Contender
+    right: Contender
+    prompt_id: int
+    seed: int
+    attention_check: bool
+
+    @property
+    def left_variant_id(self) -> int:
+        return self.left.id
+
+    @property
+    def right_variant_id(self) -> int:
+        return self.right.id
+
+
+@dataclass(frozen=True)
+class Issued:
+    matchup_id: int
+    pick: Pick
+    token: str
+
+
+def choose_matchup(
+    catalog: RunCatalog, pair_counts: dict[frozenset[int], int], rng: random.Random
+) -> Pick:
+    """The next pair (weighted as the module says) and an image of the same prompt and seed
+    both have; now and then an attention check instead. No database: see app/arena_catalog."""
+    variants = catalog.contenders
+    if len(variants) < 2:
+        raise ArenaError(
+            409, f"run {catalog.run_id} has fewer than two finished variants to compare"
+        )
+    attention = rng.random() < ATTENTION_RATE
+    if attention:
+        left = right = rng.choice(variants)
+    else:
+        pairs = list(combinations(variants, 2))
+        weights = [
+            (2.0 if a.reference_id == b.id or b.reference_id == a.id else 1.0)
+            / (1 + pair_counts.get(frozenset((a.id, b.id)), 0))
+            for a, b in pairs
+        ]
+        left, right = rng.choices(pairs, weights=weights)[0]
+        if rng.random() < 0.5:
+            left, right = right, left
+    candidates = catalog.common_images(left.id, right.id)
+    if not candidates:
+        raise ArenaError(409, f"{left.name} and {right.name} have no image of a common prompt")
+    prompt_id, seed = rng.choice(candidates)
+    return Pick(left=left, right=right, prompt_id=prompt_id, seed=seed, attention_check=attention)
+
+
+_INSERT_MATCHUP = insert(cast(Table, Matchup.__table__)).returning(Matchup.__table__.c.id)
+
+
 def issue_matchup(
     session: Session,
     run: Run,
     rater: Rater,
     secret_key: str,
     rng: random.Random | None = None,
+    *,
+    catalog: RunCatalog | None = None,
+    pair_counts: dict[frozenset[int], int] | None = None,
 ) -> Issued:
-    """Choose and record the next matchup for a rater, and sign its token."""
-    rng = rng or random.SystemRandom()
-    variants = list(
-        session.scalars(
-            select(Variant).where(Variant.run_id == run.id, Variant.status == VariantStatus.done)
-        )
+    """Choose and record the next matchup for a rater, and sign its token. The web app
+    passes the run's catalog and pair counts from its cache; without them they are read."""
+    pick = choose_matchup(
+        catalog or load_catalog(session, run.id),
+        pair_vote_counts(session, run.id) if pair_counts is None else pair_counts,
+        rng or random.SystemRandom(),
     )
-    if len(variants) < 2:
-        raise ArenaError(409, f"run {run.id} has fewer than two finished variants to compare")
-
-    attention = rng.random() < ATTENTION_RATE
-    if attention:
-        left = right = rng.choice(variants)
-    else:
-        counts = pair_vote_counts(session, run.id)
-        pairs = list(combinations(variants, 2))
-        weights = [
-            (2.0 if a.reference_id == b.id or b.reference_id == a.id else 1.0)
-            / (1 + counts.get(frozenset((a.id, b.id)), 0))
-            for a, b in pairs
-        ]
-        left, right = rng.choices(pairs, weights=weights)[0]
-        if rng.random() < 0.5:
-            left, right = right, left
-
-    # A prompt and seed for which both variants have an image.
-    other = aliased(Generation)
-    candidates = session.execute(
-        select(Generation.prompt_id, Generation.seed)
-        .join(
-            other,
-            and_(
-                other.prompt_id == Generation.prompt_id,
-                other.seed == Generation.seed,
-                other.variant_id == right.id,
-            ),
-        )
-        .where(Generation.variant_id == left.id)
-    ).all()
-    if not candidates:
-        raise ArenaError(409, f"{left.name} and {right.name} have no image of a common prompt")
-    prompt_id, seed = rng.choice(candidates)
-    matchup = Matchup(
-        run_id=run.id,
-        prompt_id=prompt_id,
-        seed=seed,
-        left_variant_id=left.id,
-        right_variant_id=right.id,
-        rater_id=rater.id,
-        attention_check=attention,
-        issued_at=utcnow(),
-    )
-    session.add(matchup)
-    session.flush()
-    token = serializer(secret_key).dumps({"m": matchup.id, "r": rater.id})
-    return Issued(matchup=matchup, token=token)
+    matchup_id = session.execute(
+        _INSERT_MATCHUP,
+        {
+            "run_id": run.id,
+            "prompt_id": pick.prompt_id,
+            "seed": pick.seed,
+            "left_variant_id": pick.left.id,
+            "right_variant_id": pick.right.id,
+            "rater_id": rater.id,
+            "attention_check": pick.attention_check,
+            "issued_at": utcnow(),
+        },
+    ).scalar_one()
+    token = serializer(secret_key).dumps({"m": matchup_id, "r": rater.id})
+    return Issued(matchup_id=matchup_id, pick=pick, token=token)

@@ -31,7 +31,7 @@ def test_arena_core_matchups_pair_finished_variants_on_a_common_image(
         run = session.get_one(Run, writable_demo.run_id)
         rater = get_or_create_rater(session, None, None)
         for _ in range(60):
-            matchup = issue_matchup(session, run, rater, "k", rng).matchup
+            matchup = issue_matchup(session, run, rater, "k", rng).pick
             assert "schnell-fp8" not in names(session, matchup)  # failed: no images
             for vid in (matchup.left_variant_id, matchup.right_variant_id):
                 assert session.scalars(
@@ -54,7 +54,7 @@ def test_arena_core_pairs_with_fewer_votes_come_up_more_often(writable_demo: Dem
         voted = 0
         while voted < 40:
             issued = issue_matchup(session, run, rater, "k", rng)
-            if names(session, issued.matchup) == {"dev", "schnell"}:
+            if names(session, issued.pick) == {"dev", "schnell"}:
                 record_vote(
                     session.connection(),
                     token=issued.token,
@@ -66,7 +66,7 @@ def test_arena_core_pairs_with_fewer_votes_come_up_more_often(writable_demo: Dem
                 )
                 voted += 1
         seen = Counter(
-            names(session, issue_matchup(session, run, rater, "k", rng).matchup) for _ in range(300)
+            names(session, issue_matchup(session, run, rater, "k", rng).pick) for _ in range(300)
         )
     assert seen[frozenset({"dev", "schnell"})] < seen[frozenset({"dev-turbo", "schnell"})] / 5
     # dev-turbo against its own reference counts double.

@@ -28,7 +28,8 @@ from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from app.arena import ArenaError, get_or_create_rater, issue_matchup
+from app.arena import ArenaError, get_or_create_rater, issue_matchup, pair_vote_counts
+from app.arena_catalog import ArenaCache, load_catalog
 from app.arena_votes import Ballot, RecordedVote, check_ballot, revealed_sides, store_ballot
 from app.config import Settings
 from app.db import serialized_writes
@@ -217,6 +218,10 @@ def arena(
     selected = select_run(session, run)
     if selected is None:
         return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
+    run_id = selected.id
+    cache: ArenaCache = request.app.state.arena_cache
+    catalog = cache.catalog(run_id, lambda: load_catalog(session, run_id))
+    pair_counts = cache.pair_counts(run_id, lambda: pair_vote_counts(session, run_id))
     cookie_rater = rater_id_from_cookie(request)
     with serialized_writes(session):
         try:
@@ -226,7 +231,14 @@ def arena(
             session.rollback()
             raise HTTPException(exc.status_code, exc.reason) from None
         try:
-            issued = issue_matchup(session, selected, rater, settings.secret_key)
+            issued = issue_matchup(
+                session,
+                selected,
+                rater,
+                settings.secret_key,
+                catalog=catalog,
+                pair_counts=pair_counts,
+            )
         except ArenaError as exc:
             session.rollback()
             return _message(
@@ -234,20 +246,18 @@ def arena(
             )
         session.commit()
 
-    matchup = issued.matchup
-    left, right = _shown(session, matchup)
-    vote_url = f"/arena/vote?run={selected.id}"
+    pick = issued.pick
+    size = catalog.images[pick.left.id][(pick.prompt_id, pick.seed)]
+    vote_url = f"/arena/vote?run={run_id}"
     context = {
         "nav": "arena",
         "run": selected,
         "state": "matchup",
-        "matchup": matchup,
+        "matchup_id": issued.matchup_id,
         "token": issued.token,
-        "prompt": left.generation.prompt,
-        "left": left,
-        "right": right,
-        "width": left.generation.width,
-        "height": left.generation.height,
+        "prompt_text": catalog.prompts[pick.prompt_id],
+        "width": size.width,
+        "height": size.height,
         "vote_url": vote_url,
         "votes_by_rater": _votes_by(session, rater.id),
         "panel": rater.panel,

@@ -1,0 +1,122 @@
+"""What issuing a matchup reads, loaded once and kept a few seconds.
+
+Every GET /arena chooses a pair of a run's finished variants (weighted by their vote counts)
+and an image both have. Reading the variants, their images and the pair counts from the
+database on every request cost more than the rest of the request together (issue 4's load
+benchmark), and none of it needs to be fresher than a few seconds: a variant that finished a
+moment ago joins the arena CATALOG_TTL_S later, and pair weights lag the votes by at most
+PAIR_COUNTS_TTL_S (they only steer which pair comes up more often).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cachetools import TTLCache
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Generation, Prompt, Variant, VariantStatus
+
+CATALOG_TTL_S = 5.0
+PAIR_COUNTS_TTL_S = 1.0
+
+T = TypeVar("T")
+ImageKey = tuple[int, int]  # (prompt_id, seed)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A finished variant of a run: it can appear in the arena."""
+
+    id: int
+    name: str
+    reference_id: int | None
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    width: int
+    height: int
+
+
+@dataclass
+class RunCatalog:
+    """A run's finished variants, which (prompt, seed) images each has, and the prompts."""
+
+    run_id: int
+    contenders: list[Contender]
+    images: dict[int, dict[ImageKey, ImageSize]]
+    prompts: dict[int, str]
+    _common: dict[tuple[int, int], list[ImageKey]] = field(default_factory=dict, repr=False)
+
+    def common_images(self, left_id: int, right_id: int) -> list[ImageKey]:
+        """The (prompt, seed) images both variants have, in a stable order."""
+        key = (min(left_id, right_id), max(left_id, right_id))
+        if key not in self._common:
+            both = self.images.get(left_id, {}).keys() & self.images.get(right_id, {}).keys()
+            self._common[key] = sorted(both)
+        return self._common[key]
+
+
+def load_catalog(session: Session, run_id: int) -> RunCatalog:
+    contenders = [
+        Contender(id=row.id, name=row.name, reference_id=row.reference_id)
+        for row in session.execute(
+            select(Variant.id, Variant.name, Variant.reference_id)
+            .where(Variant.run_id == run_id, Variant.status == VariantStatus.done)
+            .order_by(Variant.position)
+        )
+    ]
+    images: dict[int, dict[ImageKey, ImageSize]] = defaultdict(dict)
+    for row in session.execute(
+        select(
+            Generation.variant_id,
+            Generation.prompt_id,
+            Generation.seed,
+            Generation.width,
+            Generation.height,
+        ).where(Generation.variant_id.in_([c.id for c in contenders]))
+    ):
+        images[row.variant_id][(row.prompt_id, row.seed)] = ImageSize(row.width, row.height)
+    prompt_ids = {prompt_id for by_key in images.values() for prompt_id, _ in by_key}
+    prompts = dict(
+        session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids))).all()
+    )
+    return RunCatalog(run_id=run_id, contenders=contenders, images=dict(images), prompts=prompts)
+
+
+class ArenaCache:
+    """One per app: run catalogs and pair vote counts, each kept for its TTL.
+
+    On a miss the loader runs outside the lock (two threads may both load; the later result
+    wins), so a slow load never blocks requests that hit."""
+
+    def __init__(
+        self, catalog_ttl_s: float = CATALOG_TTL_S, pair_counts_ttl_s: float = PAIR_COUNTS_TTL_S
+    ) -> None:
+        self._catalogs: TTLCache[Hashable, Any] = TTLCache(maxsize=64, ttl=catalog_ttl_s)
+        self._pair_counts: TTLCache[Hashable, Any] = TTLCache(maxsize=64, ttl=pair_counts_ttl_s)
+        self._lock = threading.Lock()
+
+    def catalog(self, run_id: int, load: Callable[[], RunCatalog]) -> RunCatalog:
+        return self._get(self._catalogs, run_id, load)
+
+    def pair_counts(
+        self, run_id: int, load: Callable[[], dict[frozenset[int], int]]
+    ) -> dict[frozenset[int], int]:
+        return self._get(self._pair_counts, run_id, load)
+
+    def _get(self, cache: TTLCache[Hashable, Any], key: Hashable, load: Callable[[], T]) -> T:
+        with self._lock:
+            hit = cache.get(key)
+        if hit is not None:
+            return hit
+        value = load()
+        with self._lock:
+            cache[key] = value
+        return value
