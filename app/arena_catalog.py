@@ -1,11 +1,12 @@
-"""What issuing a matchup reads, loaded once and kept a few seconds.
+"""What issuing a matchup and revealing a vote read, loaded once and kept a few seconds.
 
 Every GET /arena chooses a pair of a run's finished variants (weighted by their vote counts)
 and an image both have. Reading the variants, their images and the pair counts from the
 database on every request cost more than the rest of the request together (issue 4's load
-benchmark), and none of it needs to be fresher than a few seconds: a variant that finished a
-moment ago joins the arena CATALOG_TTL_S later, and pair weights lag the votes by at most
-PAIR_COUNTS_TTL_S (they only steer which pair comes up more often).
+benchmark); so did reading both sides' names and images for the reveal after a vote. None
+of it needs to be fresher than a few seconds: a variant that finished a moment ago joins
+the arena CATALOG_TTL_S later, and pair weights lag the votes by at most PAIR_COUNTS_TTL_S
+(they only steer which pair comes up more often).
 """
 
 from __future__ import annotations
@@ -39,9 +40,19 @@ class Contender:
 
 
 @dataclass(frozen=True)
-class ImageSize:
+class CatalogImage:
+    """One variant's image of one prompt and seed: what a matchup and its reveal show."""
+
+    path: str
+    sha256: str
     width: int
     height: int
+    latency_s: float
+    steps: int
+
+    @property
+    def media_url(self) -> str:
+        return f"/media/{self.path}?v={self.sha256[:12]}"
 
 
 @dataclass
@@ -50,9 +61,16 @@ class RunCatalog:
 
     run_id: int
     contenders: list[Contender]
-    images: dict[int, dict[ImageKey, ImageSize]]
+    images: dict[int, dict[ImageKey, CatalogImage]]
     prompts: dict[int, str]
     _common: dict[tuple[int, int], list[ImageKey]] = field(default_factory=dict, repr=False)
+
+    def contender(self, variant_id: int) -> Contender:
+        """Raises LookupError for a variant that is not (or no longer) finished."""
+        for contender in self.contenders:
+            if contender.id == variant_id:
+                return contender
+        raise LookupError(f"variant {variant_id} is not a finished variant of run {self.run_id}")
 
     def common_images(self, left_id: int, right_id: int) -> list[ImageKey]:
         """The (prompt, seed) images both variants have, in a stable order."""
@@ -72,17 +90,28 @@ def load_catalog(session: Session, run_id: int) -> RunCatalog:
             .order_by(Variant.position)
         )
     ]
-    images: dict[int, dict[ImageKey, ImageSize]] = defaultdict(dict)
+    images: dict[int, dict[ImageKey, CatalogImage]] = defaultdict(dict)
     for row in session.execute(
         select(
             Generation.variant_id,
             Generation.prompt_id,
             Generation.seed,
+            Generation.image_path,
+            Generation.image_sha256,
             Generation.width,
             Generation.height,
+            Generation.latency_s,
+            Generation.steps,
         ).where(Generation.variant_id.in_([c.id for c in contenders]))
     ):
-        images[row.variant_id][(row.prompt_id, row.seed)] = ImageSize(row.width, row.height)
+        images[row.variant_id][(row.prompt_id, row.seed)] = CatalogImage(
+            path=row.image_path,
+            sha256=row.image_sha256,
+            width=row.width,
+            height=row.height,
+            latency_s=row.latency_s,
+            steps=row.steps,
+        )
     prompt_ids = {prompt_id for by_key in images.values() for prompt_id, _ in by_key}
     prompts = dict(
         session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids))).all()
@@ -105,6 +134,12 @@ class ArenaCache:
 
     def catalog(self, run_id: int, load: Callable[[], RunCatalog]) -> RunCatalog:
         return self._get(self._catalogs, run_id, load)
+
+    def cached_catalog(self, run_id: int) -> RunCatalog | None:
+        """The catalog if it is cached now (the event loop must not wait for a load)."""
+        with self._lock:
+            found: RunCatalog | None = self._catalogs.get(run_id)
+            return found
 
     def pair_counts(
         self, run_id: int, load: Callable[[], dict[frozenset[int], int]]

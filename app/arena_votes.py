@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from app.arena import FLAG_AFTER_FAILURES, ArenaError, serializer
-from app.models import Generation, Matchup, Rater, Variant, Vote, VoteOutcome, utcnow
+from app.models import Matchup, Rater, Vote, VoteOutcome, utcnow
 
 # The expected answers to an attention check (both sides are the same image).
 ATTENTION_ANSWERS = (VoteOutcome.tie, VoteOutcome.both_bad)
@@ -35,16 +35,15 @@ RATE_WINDOW = timedelta(minutes=1)
 _votes = cast(Table, Vote.__table__)
 _matchups = cast(Table, Matchup.__table__)
 _raters = cast(Table, Rater.__table__)
-_generations = cast(Table, Generation.__table__)
-_variants = cast(Table, Variant.__table__)
 
-# The rater's panel and how many votes they cast since :since (an index range scan on
+# The rater's panel, how many votes they cast since :since and in all (index range scans on
 # votes(rater_id, created_at)); no row when there is no such rater.
-_RATER_PANEL_AND_RECENT = select(
+_RATER_PANEL_AND_VOTES = select(
     _raters.c.panel_id,
     select(func.count())
     .where(_votes.c.rater_id == bindparam("rater"), _votes.c.created_at > bindparam("since"))
     .scalar_subquery(),
+    select(func.count()).where(_votes.c.rater_id == bindparam("rater")).scalar_subquery(),
 ).where(_raters.c.id == bindparam("rater"))
 
 _CLAIM_MATCHUP = (
@@ -85,16 +84,6 @@ _ATTENTION_FAILED = (
     )
 )
 
-_SIDES = (
-    select(_generations.c.variant_id, _variants.c.name, _generations.c.latency_s)
-    .join(_variants, _variants.c.id == _generations.c.variant_id)
-    .where(
-        _generations.c.variant_id.in_([bindparam("left"), bindparam("right")]),
-        _generations.c.prompt_id == bindparam("prompt"),
-        _generations.c.seed == bindparam("seed"),
-    )
-)
-
 
 @dataclass(frozen=True)
 class Ballot:
@@ -120,6 +109,7 @@ class RecordedVote:
     attention_check: bool
     rater_id: str
     created_at: datetime
+    rater_votes: int  # the rater's votes so far, this one included
 
 
 def check_ballot(
@@ -151,11 +141,11 @@ def store_ballot(conn: Connection, ballot: Ballot, *, votes_per_minute: int) -> 
     ArenaError, having written nothing, when the vote is not acceptable."""
     now = utcnow()
     rater = conn.execute(
-        _RATER_PANEL_AND_RECENT, {"rater": ballot.rater_id, "since": now - RATE_WINDOW}
+        _RATER_PANEL_AND_VOTES, {"rater": ballot.rater_id, "since": now - RATE_WINDOW}
     ).first()
     if rater is None:
         raise ArenaError(400, "this matchup was never issued")
-    panel_id, recent = rater
+    panel_id, recent, cast_before = rater
     # 4. Not faster than a person votes. (Two votes of one rater racing on PostgreSQL may
     # both pass this count; on SQLite the writes are serialized.)
     if recent >= votes_per_minute:
@@ -185,7 +175,7 @@ def store_ballot(conn: Connection, ballot: Ballot, *, votes_per_minute: int) -> 
         "created_at": now,
     }
     vote_id = conn.execute(_INSERT_VOTE, {**columns, "panel_id": panel_id}).scalar_one()
-    return RecordedVote(id=vote_id, **columns)
+    return RecordedVote(id=vote_id, rater_votes=cast_before + 1, **columns)
 
 
 def record_vote(
@@ -203,21 +193,3 @@ def record_vote(
         token=token, rater_id=rater_id, outcome=outcome, secret_key=secret_key, max_age_s=max_age_s
     )
     return store_ballot(conn, ballot, votes_per_minute=votes_per_minute)
-
-
-def revealed_sides(conn: Connection, vote: RecordedVote) -> dict[str, dict[str, Any]]:
-    """Each side's variant name and latency: what a JSON answer to a vote reveals."""
-    rows = conn.execute(
-        _SIDES,
-        {
-            "left": vote.left_variant_id,
-            "right": vote.right_variant_id,
-            "prompt": vote.prompt_id,
-            "seed": vote.seed,
-        },
-    )
-    found = {row.variant_id: row for row in rows}
-    return {
-        side: {"variant": found[variant_id].name, "latency_s": found[variant_id].latency_s}
-        for side, variant_id in (("left", vote.left_variant_id), ("right", vote.right_variant_id))
-    }

@@ -2,30 +2,39 @@
 
 Starts the app (uvicorn, one process) on a fresh, migrated copy of a database, with a per-rater
 vote limit far above a person's (the load is many machine clients, not one rater), and
-measures three phases on that one server, each with `--clients` concurrent clients that each
+measures four phases on that one server, each with `--clients` concurrent clients that each
 keep their own connection and rater cookie:
 
-1. cycle: each client loops GET `/arena`, takes the matchup token from the form, POSTs
-   `/arena/vote` with a random outcome, until `--votes` votes were sent in all (or
-   `--max-seconds` passed). What raters do.
-2. vote alone: each client first takes its share of `--votes` matchups (untimed), then all
-   POST their votes at once: the vote endpoint's own throughput.
-3. `--votes` GET `/healthz` requests: the framework's ceiling on this machine.
+1. cycle: each client loops GET `/arena` and POST `/arena/vote` (a random outcome) as the
+   arena page's htmx does (HX-Request: the stage fragment, then the reveal fragment), until
+   `--votes` votes were sent in all (or `--max-seconds` passed). What raters do.
+2. vote alone, JSON: each client first takes its share of `--votes` matchups (untimed), then
+   all POST their votes at once asking for JSON (201 with the vote's id): the vote
+   endpoint's own throughput, the figure the goal below is about.
+3. vote alone, reveal fragment: the same, answered with the reveal fragment the page shows
+   (names, latencies, images), which is rendered from the ORM after the vote is committed.
+4. `--votes` GET `/healthz` requests: the framework's ceiling on this machine.
 
-Votes are POSTed asking for JSON, which answers 201 with the vote's id. Afterwards the script
-asserts that none was lost: every id a 2xx answer returned is in the database, and the
-database gained exactly the 2xx votes. Client and server share the machine's cores.
+Afterwards the script asserts that no vote was lost: every vote id a 2xx answer returned
+(JSON `vote_id`, or the fragment's `data-vote-id`) is in the database, and the database
+gained exactly the 2xx votes. Client and server share the machine's cores.
+
+The clients speak HTTP/1.1 over asyncio streams directly (LoopbackClient below), not through
+httpx: on this 2-core machine httpx spent more CPU per request than the server's `/healthz`,
+so the load generator, not the server, set both rates (`/healthz` 1058 req/s through httpx
+against 1640 with this client, same server, same minute).
 
     python benchmarks/vote_load.py [--db data/flux-playground.db] [--media media]
                                    [--clients 50] [--votes 5000] [--max-seconds 300]
 
-Goal (issue 6): vote throughput at least 50% of the trivial endpoint's requests/s on SQLite.
+Goal (issue 4): vote throughput at least 50% of the trivial endpoint's requests/s on SQLite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import re
 import secrets
@@ -36,8 +45,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +59,11 @@ from app.web.devserver import serve_in_subprocess  # noqa: E402
 TOKEN_INPUT = re.compile(r"<input\b[^>]*\bname=\"token\"[^>]*>")
 VALUE = re.compile(r"\bvalue=\"([^\"]+)\"")
 OUTCOMES = ("left", "right", "tie", "both_bad")
+FORM = "application/x-www-form-urlencoded"
+JSON = "Accept: application/json"
+HTMX = "HX-Request: true"
+VOTE_ID = re.compile(r"\bdata-vote-id=\"(\d+)\"")
+Answer = Literal["json", "htmx"]
 
 
 @dataclass
@@ -70,8 +85,13 @@ class Tally:
 @dataclass
 class Results:
     cycle: Tally
-    post_only: Tally
+    post_json: Tally
+    post_htmx: Tally
     trivial_rps: float
+
+    @property
+    def phases(self) -> tuple[Tally, ...]:
+        return self.cycle, self.post_json, self.post_htmx
 
 
 def fresh_copy(source: Path, folder: Path) -> Path:
@@ -99,42 +119,96 @@ def missing_votes(db: Path, ids: list[int]) -> int:
         )
 
 
-def client(base: str) -> httpx.AsyncClient:
-    """One rater: its own connection and cookie jar."""
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return httpx.AsyncClient(base_url=base, limits=limits, timeout=60)
+class LoopbackClient:
+    """One rater: one keep-alive HTTP/1.1 connection and its one cookie.
+
+    Just enough HTTP for this app on loopback: requests with a Content-Length body, answers
+    with a Content-Length (every route measured here sends one)."""
+
+    def __init__(self, base: str) -> None:
+        url = urlsplit(base)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.cookie: str | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        form: dict[str, str] | None = None,
+        headers: tuple[str, ...] = (),
+    ) -> tuple[int, bytes]:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        body = urlencode(form).encode() if form is not None else b""
+        head = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        if self.cookie:
+            head.append(f"Cookie: {self.cookie}")
+        head += headers
+        if form is not None:
+            head += [f"Content-Type: {FORM}", f"Content-Length: {len(body)}"]
+        writer.write("\r\n".join(head).encode() + b"\r\n\r\n" + body)
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status, length = int(lines[0].split()[1]), None
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "set-cookie":
+                self.cookie = value.strip().split(";")[0]
+        if length is None:
+            raise SystemExit(f"{method} {target}: an answer without Content-Length")
+        return status, await reader.readexactly(length)
+
+    async def aclose(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            await self._streams[1].wait_closed()
 
 
-async def fetch_token(http: httpx.AsyncClient, run_id: int, tally: Tally) -> str | None:
+async def fetch_token(http: LoopbackClient, run_id: int, tally: Tally) -> str | None:
+    """GET the next matchup as the arena page's htmx does (the stage fragment)."""
     start = time.perf_counter()
-    page = await http.get(f"/arena?run={run_id}")
+    status, page = await http.request("GET", f"/arena?run={run_id}", headers=(HTMX,))
     tally.arena_latencies.append(time.perf_counter() - start)
-    tag = TOKEN_INPUT.search(page.text)
+    tag = TOKEN_INPUT.search(page.decode())
     token = VALUE.search(tag.group(0)) if tag else None
-    if page.status_code != 200 or token is None:
-        tally.refused[f"GET /arena {page.status_code}"] += 1
+    if status != 200 or token is None:
+        tally.refused[f"GET /arena {status}"] += 1
         return None
     return token.group(1)
 
 
 async def post_vote(
-    http: httpx.AsyncClient, run_id: int, token: str, tally: Tally, rng: random.Random
+    http: LoopbackClient, run_id: int, token: str, tally: Tally, rng: random.Random, answer: Answer
 ) -> None:
+    """POST one vote, asking for JSON (an API client) or the reveal fragment (the page)."""
     start = time.perf_counter()
+    form = {"token": token, "outcome": rng.choice(OUTCOMES)}
+    headers = (JSON,) if answer == "json" else (HTMX,)
     try:
-        answer = await http.post(
-            f"/arena/vote?run={run_id}",
-            data={"token": token, "outcome": rng.choice(OUTCOMES)},
-            headers={"Accept": "application/json"},
+        status, body = await http.request(
+            "POST", f"/arena/vote?run={run_id}", form=form, headers=headers
         )
-    except httpx.TransportError:
+    except (OSError, asyncio.IncompleteReadError):
         tally.unanswered += 1
         return
     tally.vote_latencies.append(time.perf_counter() - start)
-    if answer.is_success:
-        tally.vote_ids.append(int(answer.json()["vote_id"]))
+    if 200 <= status < 300:
+        tally.vote_ids.append(vote_id(body, answer))
     else:
-        tally.refused[f"POST /arena/vote {answer.status_code}"] += 1
+        tally.refused[f"POST /arena/vote {status}"] += 1
+
+
+def vote_id(body: bytes, answer: Answer) -> int:
+    if answer == "json":
+        return int(json.loads(body)["vote_id"])
+    found = VOTE_ID.search(body.decode())
+    if found is None:
+        raise SystemExit("a 2xx reveal fragment without data-vote-id")
+    return int(found.group(1))
 
 
 async def cycle_load(
@@ -145,12 +219,15 @@ async def cycle_load(
     deadline = time.monotonic() + max_seconds
 
     async def rater(rng: random.Random) -> None:
-        async with client(base) as http:
+        http = LoopbackClient(base)
+        try:
             while tally.sent < votes and time.monotonic() < deadline:
                 tally.sent += 1
                 token = await fetch_token(http, run_id, tally)
                 if token is not None:
-                    await post_vote(http, run_id, token, tally, rng)
+                    await post_vote(http, run_id, token, tally, rng, "htmx")
+        finally:
+            await http.aclose()
 
     start = time.perf_counter()
     await asyncio.gather(*(rater(random.Random(seed + i)) for i in range(clients)))
@@ -158,24 +235,26 @@ async def cycle_load(
     return tally
 
 
-async def post_only_load(base: str, run_id: int, clients: int, votes: int, seed: int) -> Tally:
+async def post_only_load(
+    base: str, run_id: int, clients: int, votes: int, seed: int, answer: Answer
+) -> Tally:
     """The vote endpoint alone: every rater first takes its share of matchups (untimed),
     then all of them POST their votes at once (timed)."""
     tally = Tally()
-    raters = [client(base) for _ in range(clients)]
+    raters = [LoopbackClient(base) for _ in range(clients)]
     try:
         shares = [votes // clients + (i < votes % clients) for i in range(clients)]
 
-        async def take(http: httpx.AsyncClient, n: int) -> list[str]:
+        async def take(http: LoopbackClient, n: int) -> list[str]:
             tokens = [await fetch_token(http, run_id, tally) for _ in range(n)]
             return [token for token in tokens if token is not None]
 
         tokens = await asyncio.gather(*(take(h, n) for h, n in zip(raters, shares, strict=True)))
         tally.sent = sum(map(len, tokens))
 
-        async def vote_all(http: httpx.AsyncClient, mine: list[str], rng: random.Random) -> None:
+        async def vote_all(http: LoopbackClient, mine: list[str], rng: random.Random) -> None:
             for token in mine:
-                await post_vote(http, run_id, token, tally, rng)
+                await post_vote(http, run_id, token, tally, rng, answer)
 
         start = time.perf_counter()
         await asyncio.gather(
@@ -195,14 +274,14 @@ async def trivial_load(base: str, clients: int, requests: int) -> float:
     """requests/s of GET /healthz, with as many connections as there were raters."""
     remaining = requests
 
-    async def one(http: httpx.AsyncClient) -> None:
+    async def one(http: LoopbackClient) -> None:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            if (await http.get("/healthz")).status_code != 200:
+            if (await http.request("GET", "/healthz"))[0] != 200:
                 raise SystemExit("/healthz: not 200")
 
-    raters = [client(base) for _ in range(clients)]
+    raters = [LoopbackClient(base) for _ in range(clients)]
     start = time.perf_counter()
     await asyncio.gather(*(one(http) for http in raters))
     rps = requests / (time.perf_counter() - start)
@@ -213,9 +292,10 @@ async def trivial_load(base: str, clients: int, requests: int) -> float:
 
 async def measure(args: argparse.Namespace, base: str, run_id: int) -> Results:
     cycle = await cycle_load(base, run_id, args.clients, args.votes, args.max_seconds, args.seed)
-    post_only = await post_only_load(base, run_id, args.clients, args.votes, args.seed)
+    post_json = await post_only_load(base, run_id, args.clients, args.votes, args.seed, "json")
+    post_htmx = await post_only_load(base, run_id, args.clients, args.votes, args.seed, "htmx")
     trivial_rps = await trivial_load(base, args.clients, args.votes)
-    return Results(cycle, post_only, trivial_rps)
+    return Results(cycle, post_json, post_htmx, trivial_rps)
 
 
 def server_settings(db: Path, media: Path) -> dict[str, str]:
@@ -253,7 +333,7 @@ def main() -> None:
             before = count_votes(db)
             results = asyncio.run(measure(args, base, run_id))
         stored = count_votes(db) - before
-        ids = results.cycle.vote_ids + results.post_only.vote_ids
+        ids = [i for tally in results.phases for i in tally.vote_ids]
         missing = missing_votes(db, ids)
     report(args, run_id, results, stored, missing)
 
@@ -266,26 +346,28 @@ def ms(latencies: list[float]) -> str:
 def report(
     args: argparse.Namespace, run_id: int, results: Results, stored: int, missing: int
 ) -> None:
-    cycle, post_only, trivial = results.cycle, results.post_only, results.trivial_rps
+    trivial = results.trivial_rps
     print(
         f"\n{args.clients} concurrent raters, {args.votes} votes per phase, "
         f"run {run_id} of a migrated copy of {args.db}\n"
     )
     print("| phase | votes/s | vote POST p50 / p99 | arena GET p50 / p99 | vs `/healthz` |")
     print("|---|---|---|---|---|")
-    print(
-        f"| GET /arena + POST /arena/vote | {cycle.votes_per_s:.0f} | "
-        f"{ms(cycle.vote_latencies)} | {ms(cycle.arena_latencies)} | "
-        f"{cycle.votes_per_s / trivial:.0%} |"
+    rows = (
+        ("GET /arena + POST /arena/vote (htmx fragments)", results.cycle),
+        ("POST /arena/vote alone, JSON answer", results.post_json),
+        ("POST /arena/vote alone, reveal fragment", results.post_htmx),
     )
-    print(
-        f"| POST /arena/vote alone | {post_only.votes_per_s:.0f} | "
-        f"{ms(post_only.vote_latencies)} | — | {post_only.votes_per_s / trivial:.0%} |"
-    )
+    for label, tally in rows:
+        gets = ms(tally.arena_latencies) if tally is results.cycle else "—"
+        print(
+            f"| {label} | {tally.votes_per_s:.0f} | {ms(tally.vote_latencies)} | {gets} | "
+            f"{tally.votes_per_s / trivial:.0%} |"
+        )
     print(f"| trivial `/healthz` (requests/s) | {trivial:.0f} | | | 100% |")
-    ok = len(cycle.vote_ids) + len(post_only.vote_ids)
-    unanswered = cycle.unanswered + post_only.unanswered
-    refused = cycle.refused + post_only.refused
+    ok = sum(len(tally.vote_ids) for tally in results.phases)
+    unanswered = sum(tally.unanswered for tally in results.phases)
+    refused = sum((tally.refused for tally in results.phases), Counter[str]())
     print("\ngoal: votes/s ≥ 50% of the trivial endpoint's requests/s")
     print(f"votes answered 2xx: {ok}; votes stored in the database: {stored}")
     print(f"refused: {dict(refused) or 'none'}; POSTs without an answer: {unanswered}")

@@ -1,5 +1,5 @@
 """app/write_queue.py on a real SQLite file: group commit, failure isolation, the idle writer
-thread, callers that leave. Each test drives the queue from asyncio.run(); the writer is held
+thread, callers that leave. Each test drives the queue from run_in_own_thread(); the writer is held
 on a threading.Event (never a sleep) where a test needs items to land in one batch."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,6 +101,13 @@ def gate() -> Iterator[Gate]:
     g.release.set()  # never leave a writer thread blocked (holding serialized_writes)
 
 
+def run_in_own_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run() on a thread of its own: the browser tests' session-scoped Playwright keeps
+    an event loop running on the main thread, where asyncio.run() refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def within(awaitable: Awaitable[T]) -> T:
     """Await with an upper bound: a writer that is gone fails the test instead of hanging it."""
     return await asyncio.wait_for(awaitable, WAIT_S)
@@ -130,7 +138,7 @@ def test_write_queue_returns_the_result_after_its_write_is_committed(db: Db) -> 
         # Read by another connection at once, on the caller's side: the COMMIT came first.
         return row_id, stored(db.path)
 
-    row_id, seen_by_caller = asyncio.run(within(main()))
+    row_id, seen_by_caller = run_in_own_thread(within(main()))
     assert seen_by_caller == ["x"]
     with contextlib.closing(sqlite3.connect(db.path)) as conn:
         assert conn.execute("SELECT id, v FROM t").fetchall() == [(row_id, "x")]
@@ -157,7 +165,7 @@ def test_write_queue_commits_queued_items_together(db: Db, gate: Gate) -> None:
             *(await_and_read(t, v) for t, v in zip(tasks, values, strict=True))
         )
 
-    visible_on_return = asyncio.run(within(main()))
+    visible_on_return = run_in_own_thread(within(main()))
     assert all(visible_on_return)
     assert stored(db.path) == values
     # The gate's own batch, then 128 + 71.
@@ -186,7 +194,7 @@ def test_write_queue_batches_at_most_max_batch_items(db: Db, gate: Gate) -> None
         gate.release.set()
         await asyncio.gather(held, *tasks)
 
-    asyncio.run(within(main()))
+    run_in_own_thread(within(main()))
     assert batch_sizes == [0, 50, 50, 50, 49]  # the gate inserts nothing
     assert len(stored(db.path)) == 199
 
@@ -222,7 +230,7 @@ def test_write_queue_failing_item_is_rolled_back_alone(db: Db, gate: Gate) -> No
         await held
         return await asyncio.gather(*tasks, return_exceptions=True)
 
-    result_a, error_b, result_c = asyncio.run(within(main()))
+    result_a, error_b, result_c = run_in_own_thread(within(main()))
     assert result_a == "A"
     assert result_c == "C"
     assert isinstance(error_b, ValueError)
@@ -253,7 +261,7 @@ def test_write_queue_several_failures_in_one_batch(db: Db, gate: Gate) -> None:
         await held
         return await asyncio.gather(*tasks, return_exceptions=True)
 
-    results = asyncio.run(within(main()))
+    results = run_in_own_thread(within(main()))
     for v, result in zip(names, results, strict=True):
         if v.startswith("bad"):
             assert isinstance(result, ValueError)
@@ -278,7 +286,7 @@ def test_write_queue_constraint_violation_goes_to_its_caller(db: Db, gate: Gate)
         await held
         return await asyncio.gather(*tasks, return_exceptions=True)
 
-    x, dup, y = asyncio.run(within(main()))
+    x, dup, y = run_in_own_thread(within(main()))
     assert isinstance(dup, IntegrityError)
     assert "UNIQUE" in str(dup)
     assert isinstance(x, int)
@@ -313,7 +321,7 @@ def test_write_queue_failed_commit_fails_its_batch_and_the_queue_goes_on(
         results = await asyncio.gather(*tasks, return_exceptions=True)
         return results, await q.run(insert("later"))
 
-    results, later_id = asyncio.run(within(main()))
+    results, later_id = run_in_own_thread(within(main()))
     assert all(isinstance(r, IntegrityError) for r in results), results
     assert "FOREIGN KEY" in str(results[1])
     assert stored(db.path) == ["later"]
@@ -338,7 +346,7 @@ def test_write_queue_hands_each_result_to_its_own_caller(db: Db) -> None:
     async def main() -> list[Any]:
         return await asyncio.gather(*(q.run(echo(i)) for i in range(300)), return_exceptions=True)
 
-    results = asyncio.run(within(main()))
+    results = run_in_own_thread(within(main()))
     for i, result in enumerate(results):
         if i % 7 == 3:
             assert isinstance(result, ValueError)
@@ -358,7 +366,7 @@ def test_write_queue_writer_thread_exits_when_idle_and_restarts(db: Db) -> None:
 
         return run
 
-    asyncio.run(within(q.run(work("first"))))
+    run_in_own_thread(within(q.run(work("first"))))
     first = writers[0]
     assert first.name == WRITER_NAME
     assert first.daemon
@@ -368,7 +376,7 @@ def test_write_queue_writer_thread_exits_when_idle_and_restarts(db: Db) -> None:
     assert not first.is_alive()
     assert first not in threading.enumerate()
 
-    asyncio.run(within(q.run(work("second"))))
+    run_in_own_thread(within(q.run(work("second"))))
     second = writers[1]
     assert second is not first
     assert second.name == WRITER_NAME
@@ -386,8 +394,8 @@ def test_write_queue_writer_thread_is_reused_while_busy(db: Db) -> None:
     def work(conn: Connection) -> None:
         writers.append(threading.current_thread())
 
-    asyncio.run(within(q.run(work)))
-    asyncio.run(within(q.run(work)))
+    run_in_own_thread(within(q.run(work)))
+    run_in_own_thread(within(q.run(work)))
     assert len(writers) == 2
     assert writers[0] is writers[1]
     assert writers[0].name == WRITER_NAME
@@ -413,14 +421,14 @@ def test_write_queue_cancelled_caller_still_gets_its_write_committed(db: Db, gat
         await held
         return await within(q.run(insert("later"))), errors
 
-    later_id, errors = asyncio.run(within(main()))
+    later_id, errors = run_in_own_thread(within(main()))
     assert errors == []
     assert isinstance(later_id, int)
     assert stored(db.path) == ["gone", "later"]
 
 
 def test_write_queue_survives_a_caller_whose_event_loop_closed(db: Db, gate: Gate) -> None:
-    """asyncio.run() returns (cancelling the caller and closing its loop) while the writer
+    """run_in_own_thread() returns (cancelling the caller and closing its loop) while the writer
     holds its item: the item is still committed, and the next loop's items are served."""
     q = WriteQueue(db.engine, idle_exit_s=IDLE_EXIT_S)
     orphan_ran = threading.Event()
@@ -435,10 +443,10 @@ def test_write_queue_survives_a_caller_whose_event_loop_closed(db: Db, gate: Gat
         asyncio.create_task(q.run(orphan))  # noqa: RUF006  (left behind on purpose)
         await asyncio.sleep(0)
 
-    asyncio.run(leave_early())
+    run_in_own_thread(leave_early())
     gate.release.set()
     assert orphan_ran.wait(WAIT_S)
-    asyncio.run(within(q.run(insert("next"))))
+    run_in_own_thread(within(q.run(insert("next"))))
     assert stored(db.path) == ["orphan", "next"]
 
 
@@ -457,5 +465,5 @@ def test_write_queue_survives_a_work_item_raising_base_exception(db: Db) -> None
             await asyncio.wait_for(q.run(abort), 1.0)
         return await asyncio.wait_for(q.run(insert("after")), 1.0)
 
-    assert isinstance(asyncio.run(within(main())), int)
+    assert isinstance(run_in_own_thread(within(main())), int)
     assert stored(db.path) == ["after"]

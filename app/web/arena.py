@@ -16,8 +16,8 @@ share one URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,15 +25,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import Connection, func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.arena import ArenaError, get_or_create_rater, issue_matchup, pair_vote_counts
-from app.arena_catalog import ArenaCache, load_catalog
-from app.arena_votes import Ballot, RecordedVote, check_ballot, revealed_sides, store_ballot
+from app.arena_catalog import ArenaCache, CatalogImage, RunCatalog, load_catalog
+from app.arena_votes import ATTENTION_ANSWERS, RecordedVote, check_ballot, store_ballot
 from app.config import Settings
 from app.db import serialized_writes
-from app.models import Generation, Matchup, Run, Variant, Vote, VoteOutcome
+from app.models import Matchup, Run, Vote, VoteOutcome
 from app.web.deps import SessionDep
 from app.web.selection import select_run
 from app.web.templating import render
@@ -68,15 +68,10 @@ Side = Literal["left", "right"]
 
 @dataclass(frozen=True)
 class Shown:
-    """One side of a matchup: the variant and its image of the matchup's prompt and seed."""
+    """One side of a matchup after the vote: the variant's name and its image."""
 
-    variant: Variant
-    generation: Generation
-
-    @property
-    def media_url(self) -> str:
-        g = self.generation
-        return f"/media/{g.image_path}?v={g.image_sha256[:12]}"
+    variant_name: str
+    image: CatalogImage
 
 
 @dataclass(frozen=True)
@@ -132,23 +127,34 @@ class Pairing(Protocol):
     def right_variant_id(self) -> int: ...
 
 
-def _shown(session: Session, pairing: Pairing) -> tuple[Shown, Shown]:
-    """Both sides of a matchup (for an attention check, the same variant and image twice),
-    with their variants and prompt, in one query."""
-    found = {
-        g.variant_id: g
-        for g in session.scalars(
-            select(Generation)
-            .options(joinedload(Generation.variant), joinedload(Generation.prompt))
-            .where(
-                Generation.variant_id.in_([pairing.left_variant_id, pairing.right_variant_id]),
-                Generation.prompt_id == pairing.prompt_id,
-                Generation.seed == pairing.seed,
-            )
-        )
-    }
-    left, right = (found[pairing.left_variant_id], found[pairing.right_variant_id])
-    return Shown(left.variant, left), Shown(right.variant, right)
+def _sides(catalog: RunCatalog, pairing: Pairing) -> tuple[Shown, Shown]:
+    """Both sides of a matchup (for an attention check, the same image twice). Raises
+    LookupError when a side is no longer among the run's finished variants' images."""
+    key = (pairing.prompt_id, pairing.seed)
+    left, right = (
+        Shown(catalog.contender(variant_id).name, catalog.images[variant_id][key])
+        for variant_id in (pairing.left_variant_id, pairing.right_variant_id)
+    )
+    return left, right
+
+
+def _catalog(request: Request, session: Session, run_id: int) -> RunCatalog:
+    cache: ArenaCache = request.app.state.arena_cache
+    return cache.catalog(run_id, lambda: load_catalog(session, run_id))
+
+
+async def _catalog_async(request: Request, run_id: int) -> RunCatalog:
+    """The run's catalog; on the event loop only when cached (a load runs in a thread)."""
+    cache: ArenaCache = request.app.state.arena_cache
+    found = cache.cached_catalog(run_id)
+    if found is not None:
+        return found
+
+    def load() -> RunCatalog:
+        with request.app.state.sessions() as session:
+            return _catalog(request, session, run_id)
+
+    return await run_in_threadpool(load)
 
 
 def _votes_by(session: Session, rater_id: str) -> int:
@@ -161,20 +167,25 @@ def _arena_url(run_id: int | None) -> str:
     return f"/arena?run={run_id}" if run_id is not None else "/arena"
 
 
-def _reveal_context(session: Session, vote: Vote | RecordedVote) -> dict[str, Any]:
-    left, right = _shown(session, vote)
+def _reveal_context(
+    catalog: RunCatalog, vote: Vote | RecordedVote, votes_by_rater: int
+) -> dict[str, Any]:
+    """What the reveal shows (raises LookupError, see _sides)."""
+    left, right = _sides(catalog, vote)
     return {
         "state": "reveal",
-        "run": session.get(Run, vote.run_id),
         "vote": vote,
         "outcome_label": OUTCOME_LABELS[vote.outcome],
-        "attention_passed": vote.outcome in (VoteOutcome.tie, VoteOutcome.both_bad),
-        "prompt": left.generation.prompt,
+        "attention_passed": vote.outcome in ATTENTION_ANSWERS,
+        "prompt_text": catalog.prompts[vote.prompt_id],
         "left": left,
         "right": right,
         "next_url": _arena_url(vote.run_id),
-        "votes_by_rater": _votes_by(session, vote.rater_id),
+        "votes_by_rater": votes_by_rater,
     }
+
+
+GONE = "the images of this matchup are no longer among the run's finished variants"
 
 
 def _message(
@@ -219,8 +230,8 @@ def arena(
     if selected is None:
         return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
     run_id = selected.id
+    catalog = _catalog(request, session, run_id)
     cache: ArenaCache = request.app.state.arena_cache
-    catalog = cache.catalog(run_id, lambda: load_catalog(session, run_id))
     pair_counts = cache.pair_counts(run_id, lambda: pair_vote_counts(session, run_id))
     cookie_rater = rater_id_from_cookie(request)
     with serialized_writes(session):
@@ -284,9 +295,12 @@ def arena_image(
     matchup = session.get(Matchup, matchup_id)
     if matchup is None or matchup.rater_id != rater_id_from_cookie(request):
         raise HTTPException(404, f"no matchup {matchup_id} of yours")
-    left, right = _shown(session, matchup)
+    try:
+        left, right = _sides(_catalog(request, session, matchup.run_id), matchup)
+    except LookupError:
+        raise HTTPException(410, GONE) from None
     shown = left if side == "left" else right
-    path = request.app.state.settings.media_dir / shown.generation.image_path
+    path = request.app.state.settings.media_dir / shown.image.path
     if not path.is_file():
         raise HTTPException(404, f"the image of matchup {matchup_id} is missing")
     return FileResponse(
@@ -307,7 +321,13 @@ def reveal(
     vote = session.scalars(select(Vote).where(Vote.matchup_id == matchup_id)).first()
     if vote is None or vote.rater_id != rater_id_from_cookie(request):
         raise HTTPException(404, f"no answered matchup {matchup_id} of yours")
-    context = {"nav": "arena", **_reveal_context(session, vote)}
+    catalog = _catalog(request, session, vote.run_id)
+    try:
+        revealed = _reveal_context(catalog, vote, _votes_by(session, vote.rater_id))
+    except LookupError:
+        raise HTTPException(410, GONE) from None
+    run = session.get(Run, vote.run_id)
+    context = {"nav": "arena", "run": run, **revealed}
     response = render(request, "arena.html", context, block="stage")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -368,24 +388,6 @@ def _refusal(request: Request, refused: ArenaError, run_id: int | None) -> Respo
         )
 
 
-def _reveal_page(request: Request, vote: RecordedVote) -> Response:
-    with request.app.state.sessions() as session:
-        context = {"nav": "arena", **_reveal_context(session, vote)}
-        return render(request, "arena.html", context, block="stage")
-
-
-def _store_and_reveal(
-    ballot: Ballot, votes_per_minute: int
-) -> Callable[[Connection], tuple[RecordedVote, dict[str, Any]]]:
-    """The writer's work for one vote: store it, and read what its JSON answer reveals."""
-
-    def work(conn: Connection) -> tuple[RecordedVote, dict[str, Any]]:
-        vote = store_ballot(conn, ballot, votes_per_minute=votes_per_minute)
-        return vote, revealed_sides(conn, vote)
-
-    return work
-
-
 async def _take_vote(request: Request, run_id: int | None) -> Response:
     """The vote's hot path: the form and token checks run here, on the event loop (no I/O);
     the write runs on the process's database writer (app/write_queue.py), which commits the
@@ -401,23 +403,38 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
     )
     writes: WriteQueue = request.app.state.writes
     # DESIGN.md rule 5: a vote that got a 2xx is in the database (run() returns after COMMIT).
-    vote, sides = await writes.run(_store_and_reveal(ballot, settings.arena_votes_per_minute))
-
-    if "application/json" in request.headers.get("accept", ""):
+    vote = await writes.run(
+        partial(store_ballot, ballot=ballot, votes_per_minute=settings.arena_votes_per_minute)
+    )
+    # Post/redirect/get for a plain form: reloading the reveal page does not post it again.
+    see_reveal = RedirectResponse(f"/arena/reveal/{vote.matchup_id}", status_code=303)
+    wants_json = "application/json" in request.headers.get("accept", "")
+    if request.headers.get("HX-Request") != "true" and not wants_json:
+        return see_reveal
+    try:
+        revealed = _reveal_context(
+            await _catalog_async(request, vote.run_id), vote, vote.rater_votes
+        )
+    except LookupError:
+        # Stored, but a side is no longer a finished variant's image (a run being redone):
+        # the vote stands, and the reveal page says what is missing.
+        return see_reveal
+    if wants_json:
         return JSONResponse(
             {
                 "vote_id": vote.id,
                 "matchup_id": vote.matchup_id,
                 "outcome": vote.outcome.value,
                 "attention_check": vote.attention_check,
-                **sides,
+                **{
+                    side: {"variant": shown.variant_name, "latency_s": shown.image.latency_s}
+                    for side, shown in (("left", revealed["left"]), ("right", revealed["right"]))
+                },
             },
             status_code=201,
         )
-    if request.headers.get("HX-Request") != "true":
-        # Post/redirect/get: reloading the reveal page does not post the vote again.
-        return RedirectResponse(f"/arena/reveal/{vote.matchup_id}", status_code=303)
-    return await run_in_threadpool(_reveal_page, request, vote)
+    # The reveal fragment, rendered here: the catalog made it a template and no query.
+    return render(request, "arena.html", {"nav": "arena", **revealed}, block="stage")
 
 
 @router.post(
