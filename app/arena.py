@@ -24,7 +24,7 @@ from itertools import combinations
 from typing import cast
 
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.arena_catalog import Contender, RunCatalog, load_catalog
@@ -46,21 +46,6 @@ class ArenaError(Exception):
 
 def serializer(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
-
-
-def get_or_create_rater(session: Session, rater_id: str | None, panel_code: str | None) -> Rater:
-    """The rater of a (verified) cookie id, or a new one. A valid panel code joins its panel."""
-    rater = session.get(Rater, rater_id) if rater_id else None
-    if rater is None:
-        rater = Rater(id=uuid.uuid4().hex, attention_passed=0, attention_failed=0, flagged=False)
-        session.add(rater)
-    if panel_code:
-        panel = session.scalars(select(Panel).where(Panel.code == panel_code)).first()
-        if panel is None:
-            raise ArenaError(404, f"unknown panel code {panel_code!r}")
-        rater.panel_id = panel.id
-    session.flush()
-    return rater
 
 
 def pair_vote_counts(session: Session, run_id: int) -> dict[frozenset[int], int]:
@@ -98,6 +83,7 @@ class Pick:
 @dataclass(frozen=True)
 class Issued:
     matchup_id: int
+    rater_id: str
     pick: Pick
     token: str
 
@@ -132,38 +118,104 @@ def choose_matchup(
     return Pick(left=left, right=right, prompt_id=prompt_id, seed=seed, attention_check=attention)
 
 
-_INSERT_MATCHUP = insert(cast(Table, Matchup.__table__)).returning(Matchup.__table__.c.id)
+_matchups = cast(Table, Matchup.__table__)
+_raters = cast(Table, Rater.__table__)
+_panels = cast(Table, Panel.__table__)
+_votes = cast(Table, Vote.__table__)
+
+_PANEL_BY_CODE = select(_panels.c.id, _panels.c.name).where(_panels.c.code == bindparam("code"))
+# The rater, their panel's name and their votes so far; no row for an unknown rater.
+_RATER = (
+    select(
+        _raters.c.panel_id,
+        _panels.c.name,
+        select(func.count()).where(_votes.c.rater_id == bindparam("rater")).scalar_subquery(),
+    )
+    .outerjoin(_panels, _panels.c.id == _raters.c.panel_id)
+    .where(_raters.c.id == bindparam("rater"))
+)
+_INSERT_RATER = insert(_raters)
+_JOIN_PANEL = (
+    update(_raters).where(_raters.c.id == bindparam("rater")).values(panel_id=bindparam("panel"))
+)
+_INSERT_MATCHUP = insert(_matchups).returning(_matchups.c.id)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A matchup recorded for a rater (a new one when the cookie named none we know)."""
+
+    matchup_id: int
+    rater_id: str
+    panel_name: str | None
+    rater_votes: int
+
+
+def open_matchup(
+    conn: Connection, *, run_id: int, rater_id: str | None, panel_code: str | None, pick: Pick
+) -> Opened:
+    """Record `pick` as a matchup issued to the rater of a (verified) cookie id, creating the
+    rater when there is none; a valid panel code joins its panel. In the caller's
+    transaction; raises ArenaError (404, nothing written) for an unknown panel code."""
+    panel: tuple[int, str] | None = None
+    if panel_code:
+        found = conn.execute(_PANEL_BY_CODE, {"code": panel_code}).first()
+        if found is None:
+            raise ArenaError(404, f"unknown panel code {panel_code!r}")
+        panel = (found.id, found.name)
+    known = conn.execute(_RATER, {"rater": rater_id}).first() if rater_id else None
+    if rater_id is None or known is None:
+        rater_id = uuid.uuid4().hex
+        conn.execute(_INSERT_RATER, {"id": rater_id, "panel_id": panel[0] if panel else None})
+        panel_name, rater_votes = (panel[1] if panel else None), 0
+    else:
+        panel_id, panel_name, rater_votes = known
+        if panel is not None and panel[0] != panel_id:
+            conn.execute(_JOIN_PANEL, {"rater": rater_id, "panel": panel[0]})
+            panel_name = panel[1]
+    matchup_id = conn.execute(
+        _INSERT_MATCHUP,
+        {
+            "run_id": run_id,
+            "prompt_id": pick.prompt_id,
+            "seed": pick.seed,
+            "left_variant_id": pick.left.id,
+            "right_variant_id": pick.right.id,
+            "rater_id": rater_id,
+            "attention_check": pick.attention_check,
+            "issued_at": utcnow(),
+        },
+    ).scalar_one()
+    return Opened(
+        matchup_id=matchup_id, rater_id=rater_id, panel_name=panel_name, rater_votes=rater_votes
+    )
+
+
+def sign_matchup(secret_key: str, matchup_id: int, rater_id: str) -> str:
+    """The token a vote on this matchup must carry (checked by app.arena_votes)."""
+    return serializer(secret_key).dumps({"m": matchup_id, "r": rater_id})
 
 
 def issue_matchup(
     session: Session,
     run: Run,
-    rater: Rater,
+    rater_id: str | None,
     secret_key: str,
     rng: random.Random | None = None,
-    *,
-    catalog: RunCatalog | None = None,
-    pair_counts: dict[frozenset[int], int] | None = None,
 ) -> Issued:
-    """Choose and record the next matchup for a rater, and sign its token. The web app
-    passes the run's catalog and pair counts from its cache; without them they are read."""
+    """Choose, record and sign the next matchup, reading the catalog and pair counts afresh
+    (the web app takes them from its cache and calls choose_matchup and open_matchup)."""
     pick = choose_matchup(
-        catalog or load_catalog(session, run.id),
-        pair_vote_counts(session, run.id) if pair_counts is None else pair_counts,
+        load_catalog(session, run.id),
+        pair_vote_counts(session, run.id),
         rng or random.SystemRandom(),
     )
-    matchup_id = session.execute(
-        _INSERT_MATCHUP,
-        {
-            "run_id": run.id,
-            "prompt_id": pick.prompt_id,
-            "seed": pick.seed,
-            "left_variant_id": pick.left.id,
-            "right_variant_id": pick.right.id,
-            "rater_id": rater.id,
-            "attention_check": pick.attention_check,
-            "issued_at": utcnow(),
-        },
-    ).scalar_one()
-    token = serializer(secret_key).dumps({"m": matchup_id, "r": rater.id})
-    return Issued(matchup_id=matchup_id, pick=pick, token=token)
+    opened = open_matchup(
+        session.connection(), run_id=run.id, rater_id=rater_id, panel_code=None, pick=pick
+    )
+    return Issued(
+        matchup_id=opened.matchup_id,
+        rater_id=opened.rater_id,
+        pick=pick,
+        token=sign_matchup(secret_key, opened.matchup_id, opened.rater_id),
+    )

@@ -12,10 +12,11 @@ the arena CATALOG_TTL_S later, and pair weights lag the votes by at most PAIR_CO
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 from sqlalchemy import select
@@ -26,7 +27,8 @@ from app.models import Generation, Prompt, Variant, VariantStatus
 CATALOG_TTL_S = 5.0
 PAIR_COUNTS_TTL_S = 1.0
 
-T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 ImageKey = tuple[int, int]  # (prompt_id, seed)
 
 
@@ -119,39 +121,49 @@ def load_catalog(session: Session, run_id: int) -> RunCatalog:
     return RunCatalog(run_id=run_id, contenders=contenders, images=dict(images), prompts=prompts)
 
 
-class ArenaCache:
-    """One per app: run catalogs and pair vote counts, each kept for its TTL.
+@dataclass(frozen=True)
+class RunInfo:
+    """What the arena's pages show of a run."""
+
+    id: int
+    name: str
+
+
+class TTLMemo(Generic[K, V]):
+    """Values by key, each kept `ttl_s` seconds (a cachetools TTLCache behind a lock).
 
     On a miss the loader runs outside the lock (two threads may both load; the later result
     wins), so a slow load never blocks requests that hit."""
 
     def __init__(
-        self, catalog_ttl_s: float = CATALOG_TTL_S, pair_counts_ttl_s: float = PAIR_COUNTS_TTL_S
+        self, ttl_s: float, maxsize: int = 64, timer: Callable[[], float] = time.monotonic
     ) -> None:
-        self._catalogs: TTLCache[Hashable, Any] = TTLCache(maxsize=64, ttl=catalog_ttl_s)
-        self._pair_counts: TTLCache[Hashable, Any] = TTLCache(maxsize=64, ttl=pair_counts_ttl_s)
+        self._values: TTLCache[K, V] = TTLCache(maxsize=maxsize, ttl=ttl_s, timer=timer)
         self._lock = threading.Lock()
 
-    def catalog(self, run_id: int, load: Callable[[], RunCatalog]) -> RunCatalog:
-        return self._get(self._catalogs, run_id, load)
-
-    def cached_catalog(self, run_id: int) -> RunCatalog | None:
-        """The catalog if it is cached now (the event loop must not wait for a load)."""
+    def peek(self, key: K) -> V | None:
+        """The value if it is cached now (the event loop must not wait for a load)."""
         with self._lock:
-            found: RunCatalog | None = self._catalogs.get(run_id)
+            return self._values.get(key)
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        found = self.peek(key)
+        if found is not None:
             return found
-
-    def pair_counts(
-        self, run_id: int, load: Callable[[], dict[frozenset[int], int]]
-    ) -> dict[frozenset[int], int]:
-        return self._get(self._pair_counts, run_id, load)
-
-    def _get(self, cache: TTLCache[Hashable, Any], key: Hashable, load: Callable[[], T]) -> T:
-        with self._lock:
-            hit = cache.get(key)
-        if hit is not None:
-            return hit
         value = load()
         with self._lock:
-            cache[key] = value
+            self._values[key] = value
         return value
+
+
+class ArenaCache:
+    """One per app: the memos the arena's hot paths read instead of the database."""
+
+    def __init__(
+        self, catalog_ttl_s: float = CATALOG_TTL_S, pair_counts_ttl_s: float = PAIR_COUNTS_TTL_S
+    ) -> None:
+        self.catalogs: TTLMemo[int, RunCatalog] = TTLMemo(catalog_ttl_s)
+        self.pair_counts: TTLMemo[int, dict[frozenset[int], int]] = TTLMemo(pair_counts_ttl_s)
+        # By the id asked for; None is "the latest run" (a new run shows within the TTL).
+        # No run at all is not kept: None reads as a miss.
+        self.runs: TTLMemo[int | None, RunInfo | None] = TTLMemo(catalog_ttl_s)

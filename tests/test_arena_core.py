@@ -6,12 +6,13 @@ import random
 from collections import Counter
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from app.arena import ArenaError, get_or_create_rater, issue_matchup
+from app.arena import ArenaError, choose_matchup, issue_matchup, open_matchup
+from app.arena_catalog import load_catalog
 from app.arena_votes import record_vote
 from app.db import make_engine, session_scope
-from app.models import Generation, Run, Variant, VariantStatus
+from app.models import Generation, Panel, Rater, Run, Variant, VariantStatus
 from tests.conftest import DemoData
 
 
@@ -29,9 +30,10 @@ def test_arena_core_matchups_pair_finished_variants_on_a_common_image(
     rng = random.Random(3)
     with session_scope(engine) as session:
         run = session.get_one(Run, writable_demo.run_id)
-        rater = get_or_create_rater(session, None, None)
+        rater_id = None
         for _ in range(60):
-            matchup = issue_matchup(session, run, rater, "k", rng).pick
+            issued = issue_matchup(session, run, rater_id, "k", rng)
+            rater_id, matchup = issued.rater_id, issued.pick
             assert "schnell-fp8" not in names(session, matchup)  # failed: no images
             for vid in (matchup.left_variant_id, matchup.right_variant_id):
                 assert session.scalars(
@@ -48,12 +50,11 @@ def test_arena_core_pairs_with_fewer_votes_come_up_more_often(writable_demo: Dem
     rng = random.Random(7)
     with session_scope(engine) as session:
         run = session.get_one(Run, writable_demo.run_id)
-        rater = get_or_create_rater(session, None, None)
-        rater_id = rater.id
+        rater_id = issue_matchup(session, run, None, "k", rng).rater_id
         # Forty answered votes on (dev, schnell) only.
         voted = 0
         while voted < 40:
-            issued = issue_matchup(session, run, rater, "k", rng)
+            issued = issue_matchup(session, run, rater_id, "k", rng)
             if names(session, issued.pick) == {"dev", "schnell"}:
                 record_vote(
                     session.connection(),
@@ -66,7 +67,7 @@ def test_arena_core_pairs_with_fewer_votes_come_up_more_often(writable_demo: Dem
                 )
                 voted += 1
         seen = Counter(
-            names(session, issue_matchup(session, run, rater, "k", rng).pick) for _ in range(300)
+            names(session, issue_matchup(session, run, rater_id, "k", rng).pick) for _ in range(300)
         )
     assert seen[frozenset({"dev", "schnell"})] < seen[frozenset({"dev-turbo", "schnell"})] / 5
     # dev-turbo against its own reference counts double.
@@ -80,14 +81,46 @@ def test_arena_core_needs_two_finished_variants(writable_demo: DemoData) -> None
             update(Variant).where(Variant.name != "dev").values(status=VariantStatus.failed)
         )
         run = session.get_one(Run, writable_demo.run_id)
-        rater = get_or_create_rater(session, None, None)
         with pytest.raises(ArenaError) as info:
-            issue_matchup(session, run, rater, "k", random.Random(0))
+            issue_matchup(session, run, None, "k", random.Random(0))
     assert info.value.status_code == 409
 
 
-def test_arena_core_unknown_panel_code(writable_demo: DemoData) -> None:
+def test_arena_core_unknown_panel_code_writes_nothing(writable_demo: DemoData) -> None:
     engine = make_engine(writable_demo.database_url)
-    with session_scope(engine) as session, pytest.raises(ArenaError) as info:
-        get_or_create_rater(session, None, "nope")
+    with session_scope(engine) as session:
+        pick = choose_matchup(load_catalog(session, writable_demo.run_id), {}, random.Random(0))
+        raters_before = session.scalar(select(func.count()).select_from(Rater))
+        with pytest.raises(ArenaError) as info:
+            open_matchup(
+                session.connection(),
+                run_id=writable_demo.run_id,
+                rater_id=None,
+                panel_code="nope",
+                pick=pick,
+            )
+        assert session.scalar(select(func.count()).select_from(Rater)) == raters_before
     assert info.value.status_code == 404
+
+
+def test_arena_core_open_matchup_creates_keeps_and_moves_raters(writable_demo: DemoData) -> None:
+    engine = make_engine(writable_demo.database_url)
+    with session_scope(engine) as session:
+        session.add(Panel(code="lab", name="Lab"))
+        session.flush()
+        conn = session.connection()
+        pick = choose_matchup(load_catalog(session, writable_demo.run_id), {}, random.Random(1))
+        args = {"run_id": writable_demo.run_id, "pick": pick}
+        # A cookie naming no rater we know (a wiped database, say) gets a new rater.
+        first = open_matchup(conn, rater_id="f" * 32, panel_code=None, **args)
+        assert first.rater_id != "f" * 32
+        assert (first.panel_name, first.rater_votes) == (None, 0)
+        # The same rater again; then through a panel link, which moves them to the panel.
+        again = open_matchup(conn, rater_id=first.rater_id, panel_code=None, **args)
+        joined = open_matchup(conn, rater_id=first.rater_id, panel_code="lab", **args)
+        assert again.rater_id == joined.rater_id == first.rater_id
+        assert joined.panel_name == "Lab"
+        rater = session.get_one(Rater, first.rater_id)
+        session.refresh(rater)
+        assert rater.panel is not None and rater.panel.code == "lab"
+        assert len({first.matchup_id, again.matchup_id, joined.matchup_id}) == 3

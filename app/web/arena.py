@@ -16,6 +16,8 @@ share one URL.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal, Protocol
@@ -28,11 +30,19 @@ from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.arena import ArenaError, get_or_create_rater, issue_matchup, pair_vote_counts
-from app.arena_catalog import ArenaCache, CatalogImage, RunCatalog, load_catalog
+from app.arena import ArenaError, choose_matchup, open_matchup, pair_vote_counts, sign_matchup
+from app.arena_catalog import (
+    ArenaCache,
+    CatalogImage,
+    K,
+    RunCatalog,
+    RunInfo,
+    TTLMemo,
+    V,
+    load_catalog,
+)
 from app.arena_votes import ATTENTION_ANSWERS, RecordedVote, check_ballot, store_ballot
 from app.config import Settings
-from app.db import serialized_writes
 from app.models import Matchup, Run, Vote, VoteOutcome
 from app.web.deps import SessionDep
 from app.web.selection import select_run
@@ -140,21 +150,30 @@ def _sides(catalog: RunCatalog, pairing: Pairing) -> tuple[Shown, Shown]:
 
 def _catalog(request: Request, session: Session, run_id: int) -> RunCatalog:
     cache: ArenaCache = request.app.state.arena_cache
-    return cache.catalog(run_id, lambda: load_catalog(session, run_id))
+    return cache.catalogs.get(run_id, lambda: load_catalog(session, run_id))
 
 
-async def _catalog_async(request: Request, run_id: int) -> RunCatalog:
-    """The run's catalog; on the event loop only when cached (a load runs in a thread)."""
-    cache: ArenaCache = request.app.state.arena_cache
-    found = cache.cached_catalog(run_id)
+async def _memo(request: Request, memo: TTLMemo[K, V], key: K, load: Callable[[Session], V]) -> V:
+    """memo[key]: from the event loop when cached, else loaded in a worker thread."""
+    found = memo.peek(key)
     if found is not None:
         return found
 
-    def load() -> RunCatalog:
+    def load_now() -> V:
         with request.app.state.sessions() as session:
-            return _catalog(request, session, run_id)
+            return memo.get(key, lambda: load(session))
 
-    return await run_in_threadpool(load)
+    return await run_in_threadpool(load_now)
+
+
+def _catalog_async(request: Request, run_id: int) -> Awaitable[RunCatalog]:
+    cache: ArenaCache = request.app.state.arena_cache
+    return _memo(request, cache.catalogs, run_id, partial(load_catalog, run_id=run_id))
+
+
+def _run_info(session: Session, run_id: int | None) -> RunInfo | None:
+    run = select_run(session, run_id)  # 404 for an unknown id
+    return None if run is None else RunInfo(id=run.id, name=run.name)
 
 
 def _votes_by(session: Session, rater_id: str) -> int:
@@ -193,7 +212,7 @@ def _message(
     status: int,
     reason: str,
     *,
-    run: Run | None = None,
+    run: Run | RunInfo | None = None,
     next_url: str | None = None,
     title: str | None = None,
 ) -> Response:
@@ -217,67 +236,62 @@ def _message(
 
 
 @router.get("/arena", response_class=HTMLResponse, summary="Arena: the next blind matchup")
-def arena(
+async def arena(
     request: Request,
-    session: SessionDep,
     run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
     panel: Annotated[
         str | None, Query(max_length=64, description="Join the panel with this code.")
     ] = None,
 ) -> Response:
+    """The raters' hot path, like the vote: the run, its catalog and pair counts come from
+    the app's ArenaCache (a worker thread loads them on a miss), the pair is chosen here,
+    and the writes (the rater if new, the matchup) go to the process's database writer."""
     settings: Settings = request.app.state.settings
-    selected = select_run(session, run)
-    if selected is None:
-        return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
-    run_id = selected.id
-    catalog = _catalog(request, session, run_id)
     cache: ArenaCache = request.app.state.arena_cache
-    pair_counts = cache.pair_counts(run_id, lambda: pair_vote_counts(session, run_id))
+    shown = await _memo(request, cache.runs, run, partial(_run_info, run_id=run))
+    if shown is None:
+        return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
+    run_id = shown.id
+    catalog = await _catalog_async(request, run_id)
+    pair_counts = await _memo(
+        request, cache.pair_counts, run_id, partial(pair_vote_counts, run_id=run_id)
+    )
+    try:
+        pick = choose_matchup(catalog, pair_counts, random.SystemRandom())
+    except ArenaError as exc:
+        return _message(
+            request, exc.status_code, exc.reason, run=shown, title="Nothing to compare yet"
+        )
     cookie_rater = rater_id_from_cookie(request)
-    with serialized_writes(session):
-        try:
-            rater = get_or_create_rater(session, cookie_rater, panel)
-        except ArenaError as exc:
-            # An unknown panel code: the error page, not a matchup the rater did not ask for.
-            session.rollback()
-            raise HTTPException(exc.status_code, exc.reason) from None
-        try:
-            issued = issue_matchup(
-                session,
-                selected,
-                rater,
-                settings.secret_key,
-                catalog=catalog,
-                pair_counts=pair_counts,
-            )
-        except ArenaError as exc:
-            session.rollback()
-            return _message(
-                request, exc.status_code, exc.reason, run=selected, title="Nothing to compare yet"
-            )
-        session.commit()
+    writes: WriteQueue = request.app.state.writes
+    try:
+        opened = await writes.run(
+            partial(open_matchup, run_id=run_id, rater_id=cookie_rater, panel_code=panel, pick=pick)
+        )
+    except ArenaError as exc:
+        # An unknown panel code: the error page, not a matchup the rater did not ask for.
+        raise HTTPException(exc.status_code, exc.reason) from None
 
-    pick = issued.pick
     size = catalog.images[pick.left.id][(pick.prompt_id, pick.seed)]
     vote_url = f"/arena/vote?run={run_id}"
     context = {
         "nav": "arena",
-        "run": selected,
+        "run": shown,
         "state": "matchup",
-        "matchup_id": issued.matchup_id,
-        "token": issued.token,
+        "matchup_id": opened.matchup_id,
+        "token": sign_matchup(settings.secret_key, opened.matchup_id, opened.rater_id),
         "prompt_text": catalog.prompts[pick.prompt_id],
         "width": size.width,
         "height": size.height,
         "vote_url": vote_url,
-        "votes_by_rater": _votes_by(session, rater.id),
-        "panel": rater.panel,
+        "votes_by_rater": opened.rater_votes,
+        "panel_name": opened.panel_name,
     }
     response = render(request, "arena.html", context, block="stage")
     # Personal: a shared cache must never hand one rater's token to another.
     response.headers["Cache-Control"] = "no-store"
-    if rater.id != cookie_rater:
-        _set_rater_cookie(request, response, rater.id)
+    if opened.rater_id != cookie_rater:
+        _set_rater_cookie(request, response, opened.rater_id)
     return response
 
 

@@ -1,0 +1,98 @@
+"""app/arena_catalog.py: the run catalog on the web test run, and the TTL memo on a fake clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import select
+
+from app.arena import ArenaError, choose_matchup
+from app.arena_catalog import CatalogImage, Contender, RunCatalog, TTLMemo, load_catalog
+from app.db import make_engine, session_scope
+from app.models import Generation, Variant
+from tests.conftest import DemoData
+
+
+def test_arena_catalog_holds_finished_variants_and_their_images(demo_data: DemoData) -> None:
+    engine = make_engine(demo_data.database_url)
+    with session_scope(engine) as session:
+        catalog = load_catalog(session, demo_data.run_id)
+        generations = session.scalars(
+            select(Generation).where(Generation.run_id == demo_data.run_id)
+        ).all()
+        names = {v.id: v.name for v in session.scalars(select(Variant))}
+    # schnell-fp8 failed on the CPU: not a contender, and it has no images anyway.
+    assert sorted(c.name for c in catalog.contenders) == ["dev", "dev-turbo", "schnell"]
+    assert sum(len(images) for images in catalog.images.values()) == len(generations) == 36
+    for g in generations:
+        image = catalog.images[g.variant_id][(g.prompt_id, g.seed)]
+        assert (image.path, image.latency_s, image.width) == (g.image_path, g.latency_s, g.width)
+        assert image.media_url == f"/media/{g.image_path}?v={g.image_sha256[:12]}"
+        assert catalog.prompts[g.prompt_id]
+        assert catalog.contender(g.variant_id).name == names[g.variant_id]
+    fp8 = next(vid for vid, name in names.items() if name == "schnell-fp8")
+    with pytest.raises(LookupError):
+        catalog.contender(fp8)
+
+
+def image(n: int) -> CatalogImage:
+    return CatalogImage(path=f"{n}.png", sha256="0" * 64, width=8, height=8, latency_s=1, steps=4)
+
+
+def test_arena_catalog_common_images_are_the_intersection_in_a_stable_order() -> None:
+    catalog = RunCatalog(
+        run_id=1,
+        contenders=[Contender(1, "a", None), Contender(2, "b", 1)],
+        images={
+            1: {(3, 0): image(1), (1, 1): image(2), (1, 0): image(3)},
+            2: {(1, 0): image(4), (3, 0): image(5), (9, 9): image(6)},
+        },
+        prompts={1: "one", 3: "three", 9: "nine"},
+    )
+    assert catalog.common_images(1, 2) == catalog.common_images(2, 1) == [(1, 0), (3, 0)]
+    assert catalog.common_images(1, 1) == [(1, 0), (1, 1), (3, 0)]
+
+
+def test_arena_catalog_pair_without_a_common_image_is_a_clear_409() -> None:
+    catalog = RunCatalog(
+        run_id=1,
+        contenders=[Contender(1, "a", None), Contender(2, "b", None)],
+        images={1: {(1, 0): image(1)}, 2: {(2, 0): image(2)}},
+        prompts={1: "one", 2: "two"},
+    )
+    rng = random.Random(0)
+    refusals: set[tuple[int, str]] = set()
+    for _ in range(50):
+        try:
+            pick = choose_matchup(catalog, {}, rng)
+        except ArenaError as exc:
+            refusals.add((exc.status_code, exc.reason))
+        else:
+            # Only an attention check (one variant on both sides) has an image to show.
+            assert pick.attention_check and pick.left == pick.right
+    # Sides are random: either order names the pair.
+    assert refusals
+    assert refusals <= {
+        (409, "a and b have no image of a common prompt"),
+        (409, "b and a have no image of a common prompt"),
+    }
+
+
+def test_arena_catalog_ttl_memo_expires_and_loads_once_per_ttl() -> None:
+    now = [0.0]
+    memo: TTLMemo[int, str] = TTLMemo(5.0, timer=lambda: now[0])
+    loads: list[int] = []
+
+    def load() -> str:
+        loads.append(1)
+        return f"value {len(loads)}"
+
+    assert memo.peek(1) is None
+    assert memo.get(1, load) == "value 1"
+    now[0] = 4.9
+    assert memo.get(1, load) == "value 1" and memo.peek(1) == "value 1"
+    now[0] = 5.1
+    assert memo.peek(1) is None
+    assert memo.get(1, load) == "value 2"
+    assert len(loads) == 2

@@ -1,0 +1,41 @@
+"""The load benchmark still runs end to end (tiny sizes): a real uvicorn, real votes, and its
+own zero-lost check. Its figures are for docs/benchmarks.md, not for asserting here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DemoData
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_vote_load_runs_and_loses_no_vote(demo_data: DemoData) -> None:
+    database = demo_data.database_url.removeprefix("sqlite:///")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/vote_load.py",
+            "--db",
+            database,
+            "--media",
+            str(demo_data.media_dir),
+            "--clients",
+            "3",
+            "--votes",
+            "24",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for phase in ("htmx fragments", "JSON answer", "reveal fragment", "trivial `/healthz`"):
+        assert phase in out
+    # Three phases of 24 votes, every one answered 2xx and stored.
+    assert "votes answered 2xx: 72; votes stored in the database: 72" in out
+    assert "zero lost: every one of the 72 votes answered 2xx is in the database" in out
