@@ -1,5 +1,6 @@
-"""The load benchmark still runs end to end (tiny sizes): a real uvicorn, real votes, and its
-own zero-lost check. Its figures are for docs/benchmarks.md, not for asserting here."""
+"""The arena's benchmark scripts still run end to end (tiny sizes): a real uvicorn or the real
+write queue, real votes, and their own no-vote-lost checks. Their figures are for
+docs/benchmarks.md, not for asserting here."""
 
 from __future__ import annotations
 
@@ -39,3 +40,17 @@ def test_benchmark_vote_load_runs_and_loses_no_vote(demo_data: DemoData) -> None
     # Three phases of 24 votes, every one answered 2xx and stored.
     assert "votes answered 2xx: 72; votes stored in the database: 72" in out
     assert "zero lost: every one of the 72 votes answered 2xx is in the database" in out
+
+
+def test_benchmark_vote_writer_runs_and_stores_every_vote(demo_data: DemoData) -> None:
+    database = demo_data.database_url.removeprefix("sqlite:///")
+    done = subprocess.run(
+        [sys.executable, "benchmarks/vote_writer.py", "--db", database, "--votes", "60"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| 50 in flight (group commit) |" in done.stdout
+    assert "all 120 votes stored" in done.stdout
