@@ -13,7 +13,9 @@ its writes (DESIGN.md rule 5: a vote that got a 2xx is in the database).
 Failure never leaks between items: an item that raises rolls the batch back; its exception
 goes to its caller, and the items that had run before it in the batch run again in a new
 transaction. (A work item must therefore be safe to run again after a rollback: a function
-of the connection and its arguments, like app.arena_votes.store_ballot.)
+of the connection and its arguments, like app.arena_votes.store_ballot.) Expected refusals
+that a work item raises before writing anything (a replayed vote, say) are declared with
+`refusals`: they go to their caller without rolling anything back.
 
 The thread starts on the first item and ends after `idle_exit_s` without work, so an app
 that is created and dropped (tests) leaves no thread behind for long. It also takes
@@ -62,8 +64,19 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class WriteQueue:
-    def __init__(self, engine: Engine, *, max_batch: int = 128, idle_exit_s: float = 10.0):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        refusals: tuple[type[Exception], ...] = (),
+        max_batch: int = 128,
+        idle_exit_s: float = 10.0,
+    ):
+        """`refusals`: exception types a work item raises only before it writes anything
+        (app.arena.ArenaError for the arena's work). One goes to its caller and the batch
+        goes on: a flood of refused votes must not roll back and re-run everyone else's."""
         self._engine = engine
+        self._refusals = refusals
         self._max_batch = max_batch
         self._idle_exit_s = idle_exit_s
         self._items: queue.SimpleQueue[_Item] = queue.SimpleQueue()
@@ -119,7 +132,7 @@ class WriteQueue:
     def _run_batch(self, batch: list[_Item]) -> None:
         pending = batch
         while pending:
-            done: list[tuple[_Item, Any]] = []
+            done: list[tuple[_Item, Any, Exception | None]] = []
             failed: tuple[_Item, BaseException] | None = None
             try:
                 with (
@@ -129,7 +142,9 @@ class WriteQueue:
                 ):
                     for item in pending:
                         try:
-                            done.append((item, item.work(conn)))
+                            done.append((item, item.work(conn), None))
+                        except self._refusals as refused:  # nothing written: nothing to undo
+                            done.append((item, None, refused))
                         # BaseException too: a work item raising SystemExit must not take
                         # the writer thread (and every later caller) down with it.
                         except BaseException as exc:  # it goes to its caller
@@ -143,13 +158,13 @@ class WriteQueue:
                     self._hand_over(item, None, exc)
                 return
             if failed is None:
-                for item, result in done:
-                    self._hand_over(item, result, None)
+                for item, result, refusal in done:
+                    self._hand_over(item, result, refusal)
                 return
             item, error = failed
             self._hand_over(item, None, error)
             # Those that ran before it were rolled back with it: run them again.
-            ran_before = [earlier for earlier, _ in done]
+            ran_before = [earlier for earlier, _, _ in done]
             pending = ran_before + pending[len(done) + 1 :]
 
     @staticmethod

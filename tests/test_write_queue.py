@@ -241,6 +241,49 @@ def test_write_queue_failing_item_is_rolled_back_alone(db: Db, gate: Gate) -> No
     assert len(commits) == 2  # the gate's batch, then A (again) and C
 
 
+class Refused(Exception):
+    """Raised by the test's work items only before they write anything."""
+
+
+def test_write_queue_declared_refusal_goes_to_its_caller_without_a_rollback(
+    db: Db, gate: Gate
+) -> None:
+    """In one batch A, B, C, where B raises a declared refusal before writing: B's caller gets
+    it, A and C are kept, and nothing is rolled back or run twice (a flood of refused votes
+    must not make the writer redo everyone else's)."""
+    q = WriteQueue(db.engine, refusals=(Refused,), idle_exit_s=IDLE_EXIT_S)
+    rollbacks = count_events(db.engine, "rollback")
+    commits = count_events(db.engine, "commit")
+    runs = {"a": 0, "b": 0, "c": 0}
+
+    def a(conn: Connection) -> int:
+        runs["a"] += 1
+        return insert("a")(conn)
+
+    def b(_conn: Connection) -> int:
+        runs["b"] += 1
+        raise Refused("b refused")
+
+    def c(conn: Connection) -> int:
+        runs["c"] += 1
+        return insert("c")(conn)
+
+    async def main() -> list[Any]:
+        held = await gate.hold(q)
+        tasks = await queue_all(q, [a, b, c])
+        gate.release.set()
+        await held
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    id_a, error_b, id_c = run_in_own_thread(within(main()))
+    assert isinstance(id_a, int) and isinstance(id_c, int)
+    assert isinstance(error_b, Refused) and str(error_b) == "b refused"
+    assert stored(db.path) == ["a", "c"]
+    assert runs == {"a": 1, "b": 1, "c": 1}
+    assert len(rollbacks) == 0
+    assert len(commits) == 2  # the gate's batch, then A, B's refusal and C together
+
+
 def test_write_queue_several_failures_in_one_batch(db: Db, gate: Gate) -> None:
     q = WriteQueue(db.engine, idle_exit_s=IDLE_EXIT_S)
 

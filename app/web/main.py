@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from app.arena import ArenaError
 from app.arena_catalog import ArenaCache
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     # The arena's votes are written by one thread per process, in group commits.
-    app.state.writes = WriteQueue(engine)
+    app.state.writes = WriteQueue(engine, refusals=(ArenaError,))
     app.state.arena_cache = ArenaCache()
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
