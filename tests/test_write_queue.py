@@ -130,6 +130,17 @@ async def queue_all(q: WriteQueue, works: list[Callable[[Connection], T]]) -> li
     return tasks
 
 
+async def one_batch(
+    q: WriteQueue, gate: Gate, works: list[Callable[[Connection], Any]]
+) -> list[Any]:
+    """Run `works` as one batch (queued behind the gate): each result, or its exception."""
+    held = await gate.hold(q)
+    tasks = await queue_all(q, works)
+    gate.release.set()
+    await held
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def test_write_queue_returns_the_result_after_its_write_is_committed(db: Db) -> None:
     q = WriteQueue(db.engine, idle_exit_s=IDLE_EXIT_S)
 
@@ -224,11 +235,7 @@ def test_write_queue_failing_item_is_rolled_back_alone(db: Db, gate: Gate) -> No
         return "C"
 
     async def main() -> list[Any]:
-        held = await gate.hold(q)
-        tasks = await queue_all(q, [a, b, c])
-        gate.release.set()
-        await held
-        return await asyncio.gather(*tasks, return_exceptions=True)
+        return await one_batch(q, gate, [a, b, c])
 
     result_a, error_b, result_c = run_in_own_thread(within(main()))
     assert result_a == "A"
@@ -269,11 +276,7 @@ def test_write_queue_declared_refusal_goes_to_its_caller_without_a_rollback(
         return insert("c")(conn)
 
     async def main() -> list[Any]:
-        held = await gate.hold(q)
-        tasks = await queue_all(q, [a, b, c])
-        gate.release.set()
-        await held
-        return await asyncio.gather(*tasks, return_exceptions=True)
+        return await one_batch(q, gate, [a, b, c])
 
     id_a, error_b, id_c = run_in_own_thread(within(main()))
     assert isinstance(id_a, int) and isinstance(id_c, int)
@@ -298,11 +301,7 @@ def test_write_queue_several_failures_in_one_batch(db: Db, gate: Gate) -> None:
     works = [failing(v) if v.startswith("bad") else insert(v) for v in names]
 
     async def main() -> list[Any]:
-        held = await gate.hold(q)
-        tasks = await queue_all(q, works)
-        gate.release.set()
-        await held
-        return await asyncio.gather(*tasks, return_exceptions=True)
+        return await one_batch(q, gate, works)
 
     results = run_in_own_thread(within(main()))
     for v, result in zip(names, results, strict=True):
@@ -323,11 +322,7 @@ def test_write_queue_constraint_violation_goes_to_its_caller(db: Db, gate: Gate)
     q = WriteQueue(db.engine, idle_exit_s=IDLE_EXIT_S)
 
     async def main() -> list[Any]:
-        held = await gate.hold(q)
-        tasks = await queue_all(q, [insert("x"), insert("dup"), insert("y")])
-        gate.release.set()
-        await held
-        return await asyncio.gather(*tasks, return_exceptions=True)
+        return await one_batch(q, gate, [insert("x"), insert("dup"), insert("y")])
 
     x, dup, y = run_in_own_thread(within(main()))
     assert isinstance(dup, IntegrityError)
