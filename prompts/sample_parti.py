@@ -2,8 +2,9 @@
 
     python prompts/sample_parti.py [SOURCE] [--out prompts/parti-64.tsv] [--seed 20261125]
 
-SOURCE defaults to `../shared/data/PartiPrompts.tsv` relative to the repository root
-(columns Prompt, Category, Challenge, Note). The default seed is 20261125; the same source
+SOURCE defaults to `prompts/PartiPrompts.tsv`, the full PartiPrompts file kept in the
+repository so that the sampling (and its test) needs nothing outside it (columns Prompt,
+Category, Challenge, Note). The default seed is 20261125; the same source
 and seed always give a byte-identical output file.
 
 How the 64 prompts are chosen:
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = REPO_ROOT / ".." / "shared" / "data" / "PartiPrompts.tsv"
+DEFAULT_SOURCE = REPO_ROOT / "prompts" / "PartiPrompts.tsv"
 DEFAULT_OUT = REPO_ROOT / "prompts" / "parti-64.tsv"
 DEFAULT_SEED = 20261125
 TOTAL = 64
