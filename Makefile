@@ -17,16 +17,17 @@ $(VENV)/.stamp-$(EXTRAS): $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.stamp-dev: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[worker,dev]"
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[worker,dev,postgres]"
 	touch $@
 
 ## demo: install, create the database, build the tiny models, precompute the demo, serve it
 demo: $(VENV)/.stamp-$(EXTRAS)
 	$(BIN)/flux-playground demo
 
-## test: install the dev dependencies (and Debian's chromium for tests/e2e), run every test
+## test: install the dev dependencies (and Debian's chromium and postgresql servers for the
+## browser and PostgreSQL tests), run every test
 test: $(VENV)/.stamp-dev
-	scripts/ensure-chromium.sh
+	scripts/ensure-test-servers.sh
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.stamp-dev

@@ -113,29 +113,67 @@ class DemoData:
     run_id: int
 
 
-@pytest.fixture(scope="session")
-def demo_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> DemoData:
-    """4 variants (dev, dev-turbo with dev as reference, schnell, and schnell-fp8 which fails
-    on a CPU) × 6 prompts (one with HTML in it) × 2 seeds, 64×64."""
+def build_demo_run(database_url: str, root: Path, tiny_models: Path) -> DemoData:
+    """Migrate the database, then run the web test benchmark on it with the real worker."""
     from app.benchmark import load_benchmark
     from app.db import make_engine
     from app.migrate import upgrade
     from app.prompts import load_prompts
     from app.worker.runner import Worker, enqueue_run
 
-    root = tmp_path_factory.mktemp("webdata")
     (root / "prompts.tsv").write_text(PROMPTS)
     (root / "bench.toml").write_text(CONFIG)
-    url = f"sqlite:///{root / 'web.db'}"
-    upgrade(url)
-    engine = make_engine(url)
+    upgrade(database_url)
+    engine = make_engine(database_url)
     bench = load_benchmark(root / "bench.toml")
     run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path))
     Worker(engine, media_dir=root / "media", models_dir=tiny_models, show_progress=False).work(
         run_id
     )
     engine.dispose()
-    return DemoData(database_url=url, media_dir=root / "media", run_id=run_id)
+    return DemoData(database_url=database_url, media_dir=root / "media", run_id=run_id)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> DemoData:
+    """4 variants (dev, dev-turbo with dev as reference, schnell, and schnell-fp8 which fails
+    on a CPU) × 6 prompts (one with HTML in it) × 2 seeds, 64×64."""
+    root = tmp_path_factory.mktemp("webdata")
+    return build_demo_run(f"sqlite:///{root / 'web.db'}", root, tiny_models)
+
+
+# --- PostgreSQL: a throwaway server (tests/postgres_server.py) -----------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Path]:
+    """A PostgreSQL server for this test session; its Unix socket folder."""
+    from tests.postgres_server import postgres_server
+
+    with postgres_server() as socket_folder:
+        yield socket_folder
+
+
+@pytest.fixture
+def postgres_url(postgres: Path) -> str:
+    """A new, migrated PostgreSQL database."""
+    from app.migrate import upgrade
+    from tests.postgres_server import new_database
+
+    url = new_database(postgres)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_demo(
+    postgres: Path, tmp_path_factory: pytest.TempPathFactory, tiny_models: Path
+) -> DemoData:
+    """The same web test run as demo_data, made by the worker on PostgreSQL (read-only)."""
+    from tests.postgres_server import new_database
+
+    root = tmp_path_factory.mktemp("pgdata")
+    return build_demo_run(new_database(postgres), root, tiny_models)
 
 
 @pytest.fixture
@@ -148,12 +186,28 @@ def demo_client(demo_data: DemoData) -> Iterator[TestClient]:
 @pytest.fixture
 def writable_demo(demo_data: DemoData, tmp_path: Path) -> DemoData:
     """A private copy of the demo database (media shared, read-only) for tests that write."""
+    return sqlite_copy(demo_data, tmp_path)
+
+
+def sqlite_copy(demo: DemoData, folder: Path) -> DemoData:
     import sqlite3
 
-    source = demo_data.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(source) as src, sqlite3.connect(tmp_path / "copy.db") as dst:
+    source = demo.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(source) as src, sqlite3.connect(folder / "copy.db") as dst:
         src.backup(dst)
-    return DemoData(f"sqlite:///{tmp_path / 'copy.db'}", demo_data.media_dir, demo_data.run_id)
+    return DemoData(f"sqlite:///{folder / 'copy.db'}", demo.media_dir, demo.run_id)
+
+
+def writable_copy(request: pytest.FixtureRequest, backend: str, folder: Path) -> DemoData:
+    """A private copy of the web test run on `backend` ("sqlite" or "postgresql"), for test
+    modules that run their tests on both (they override writable_demo with it)."""
+    if backend == "sqlite":
+        return sqlite_copy(request.getfixturevalue("demo_data"), folder)
+    from tests.postgres_server import new_database
+
+    demo: DemoData = request.getfixturevalue("postgres_demo")
+    url = new_database(request.getfixturevalue("postgres"), copy_of=demo.database_url)
+    return DemoData(url, demo.media_dir, demo.run_id)
 
 
 @pytest.fixture

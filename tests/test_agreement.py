@@ -4,6 +4,7 @@ whose answer is known."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,15 @@ from app.agreement import AgreementReport, bootstrap_share, metric_agreement
 from app.db import make_engine, session_scope
 from app.leaderboard import leaderboard
 from app.models import Generation, GenerationMetric, MetricStatus, Run, Variant
-from tests.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
 from tests.test_leaderboard import add_votes
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
+
 
 # Per-variant CLIP scores: dev > dev-turbo > schnell on every image.
 CLIP = {"dev": 30.0, "dev-turbo": 20.0, "schnell": 10.0}

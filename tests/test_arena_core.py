@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -13,7 +14,13 @@ from app.arena_catalog import load_catalog
 from app.arena_votes import record_vote
 from app.db import make_engine, session_scope
 from app.models import Generation, Panel, Rater, Run, Variant, VariantStatus
-from tests.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
 
 
 def names(session, matchup) -> frozenset[str]:  # type: ignore[no-untyped-def]

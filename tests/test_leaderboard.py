@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -34,7 +35,14 @@ from app.ranking import (
     position_bias,
     verdict,
 )
-from tests.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
+
 
 Ballot = tuple[str, str, str]
 NAMES = ["dev", "dev-turbo", "schnell", "schnell-fp8"]

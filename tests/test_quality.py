@@ -32,7 +32,14 @@ from app.quality import (
     ssim,
     to_tensor,
 )
-from tests.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
+
 
 IMAGES_PER_VARIANT = 12  # 6 prompts × 2 seeds
 SCORED_VARIANTS = 3  # schnell-fp8 failed: no images

@@ -3,6 +3,8 @@ imports torch (DESIGN.md: the worker and the web talk only through the DB and me
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,9 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 SWAGGER_UI = "swagger-ui-5.35.0"
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Close the pooled connections on shutdown (a PostgreSQL server counts them).
+    app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="Flux Playground",
         version="0.1.0",
         description="Images, latency, cost and quality of text-to-image variants.",

@@ -1,5 +1,5 @@
 """Browser tests: a real uvicorn server on a copy of the web test run, driven by a real
-headless Chromium (Debian's, through Playwright; `scripts/ensure-chromium.sh` installs it)."""
+headless Chromium (Debian's, through Playwright; `scripts/ensure-test-servers.sh` installs it)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ from app.models import (
 from app.votes_export import COLUMNS, csv_chunks
 from app.web import admin
 from app.web.main import create_app
-from tests.web.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
+
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TOKEN = "test-admin-token"
@@ -551,6 +559,11 @@ def test_admin_same_origin_post_is_allowed(writable_client: TestClient, db: Engi
 # Exports
 
 
+def in_utc(value: datetime) -> datetime:
+    """SQLite hands back a naive UTC time, PostgreSQL an aware one."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 def test_admin_export_csv_matches_database(
     writable_client: TestClient, seeded: Seeded, db: Engine
 ) -> None:
@@ -581,7 +594,7 @@ def test_admin_export_csv_matches_database(
             "rater_id": seeded.loner,
             "panel_id": "",
             "panel_name": "",
-            "voted_at": vote.created_at.isoformat() + "+00:00",  # SQLite drops the zone
+            "voted_at": in_utc(vote.created_at).isoformat(),
             "attention_check": "false",
             "rater_flagged": "false",
         }

@@ -1,12 +1,14 @@
 """The arena pages `/arena`, `/arena/vote`, `/arena/reveal/{id}`, `/arena/images/{id}/{side}`,
-on a private copy of the real demo run (tests/conftest.py). Every refusal is checked twice: its
-status, and that the number of votes in the database did not change."""
+on a private copy of the real demo run (tests/conftest.py), each test on SQLite and again on
+PostgreSQL. Every refusal is checked twice: its status, and that the number of votes in the
+database did not change."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +34,17 @@ from app.models import (
 )
 from app.web.arena import MAX_VOTE_BODY_BYTES, RATER_COOKIE, RATER_SALT
 from app.web.main import create_app
-from tests.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
 
 SECRET = "test-secret"  # writable_client's
 HX = {"HX-Request": "true"}
 FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
 
 
 @pytest.fixture(autouse=True)

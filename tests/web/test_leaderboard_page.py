@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +31,15 @@ from app.leaderboard import (
     leaderboard,
 )
 from app.models import Panel, Run
-from tests.conftest import DemoData
+from tests.conftest import DemoData, writable_copy
 from tests.test_leaderboard import MIXED, add_votes
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """Overrides tests/conftest.py's: the same private copy, on both databases."""
+    return writable_copy(request, request.param, tmp_path)
+
 
 HTMX = {"HX-Request": "true"}
 WIDE = {"COLUMNS": "200"}  # Rich's table width; a CliRunner is no terminal

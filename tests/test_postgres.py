@@ -1,0 +1,104 @@
+"""PostgreSQL, for real (tests/postgres_server.py): the schema the migrations make, the worker
+making the web test run, and every page and API route reading it. The arena, admin,
+leaderboard, agreement and metrics tests also run each of their tests on PostgreSQL (they
+override writable_demo with both databases)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.config import Settings
+from app.db import make_engine, session_scope
+from app.models import Base, Generation, Job, JobStatus, Variant, VariantStatus
+from app.web.main import create_app
+from tests.conftest import DemoData
+from tests.postgres_server import new_database
+
+
+def test_postgres_migrations_match_the_models(postgres_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(postgres_url)
+    with engine.connect() as conn:
+        assert conn.dialect.name == "postgresql"
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_postgres_worker_made_the_demo_run(postgres_demo: DemoData) -> None:
+    engine = make_engine(postgres_demo.database_url)
+    with session_scope(engine) as session:
+        statuses = {
+            name: status for name, status in session.execute(select(Variant.name, Variant.status))
+        }
+        generations = session.scalar(select(func.count()).select_from(Generation))
+        open_jobs = session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status.not_in([JobStatus.done, JobStatus.failed]))
+        )
+    engine.dispose()
+    assert statuses == {
+        "dev": VariantStatus.done,
+        "dev-turbo": VariantStatus.done,
+        "schnell": VariantStatus.done,
+        "schnell-fp8": VariantStatus.failed,  # fp8 needs CUDA
+    }
+    assert generations == 3 * 6 * 2
+    assert open_jobs == 0
+
+
+@pytest.fixture(scope="module")
+def postgres_pages(postgres: Path, postgres_demo: DemoData) -> DemoData:
+    """A copy of the run for the pages: the demo database stays free of connections, as
+    the template the other tests copy."""
+    url = new_database(postgres, copy_of=postgres_demo.database_url)
+    return DemoData(url, postgres_demo.media_dir, postgres_demo.run_id)
+
+
+@pytest.fixture
+def postgres_client(postgres_pages: DemoData) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=postgres_pages.database_url, media_dir=postgres_pages.media_dir, page_cache_s=0
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/prompts?run={run}",
+        "/prompts/{prompt}?run={run}",
+        "/dashboard?run={run}",
+        "/leaderboard?run={run}",
+        "/runs",
+        "/runs/{run}",
+        "/api/v1/runs",
+        "/api/v1/runs/{run}",
+        "/api/v1/runs/{run}/variants",
+        "/api/v1/runs/{run}/prompts",
+        "/api/v1/runs/{run}/generations",
+        "/api/v1/runs/{run}/export/generations.csv",
+        "/api/v1/runs/{run}/export/variants.csv",
+    ],
+)
+def test_postgres_pages_and_api_read_the_run(
+    postgres_client: TestClient, postgres_pages: DemoData, path: str
+) -> None:
+    engine = make_engine(postgres_pages.database_url)
+    with session_scope(engine) as session:
+        prompt = session.scalar(select(func.min(Generation.prompt_id)))
+    engine.dispose()
+    response = postgres_client.get(path.format(run=postgres_pages.run_id, prompt=prompt))
+    assert response.status_code == 200, response.text[:500]
+    # Every page and answer names the run, its variants or its prompts.
+    assert any(name in response.text for name in ("webtest", "dev-turbo", "red bicycle"))
