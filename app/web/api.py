@@ -8,6 +8,7 @@ import dataclasses
 import io
 import re
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -142,8 +143,18 @@ def get_run(session: SessionDep, run_id: RunId) -> RunDetailOut:
         warmup=run.warmup,
         repeats=run.repeats,
         environment=run.environment,
-        config=run.config,
+        config=public_config(run.config),
     )
+
+
+def public_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's config as the API shows it: its files by name only. The stored config keeps
+    the worker machine's absolute paths (where the run came from), which are nobody's
+    business on a public server."""
+    return {
+        key: PurePath(value).name if key.endswith("_path") and isinstance(value, str) else value
+        for key, value in config.items()
+    }
 
 
 def _variants(session: Session, run: Run, usd_per_hour: float | None) -> VariantsOut:

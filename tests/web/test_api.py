@@ -101,7 +101,17 @@ def test_api_run_detail_includes_environment(
     assert run is not None
     assert detail["environment"] == run.environment
     assert detail["environment"]["packages"]["torch"]
-    assert detail["config"] == run.config
+    # The config as stored, but its files by name only: no server paths on the API.
+    assert (detail["config"]["config_path"], detail["config"]["prompts_path"]) == (
+        "bench.toml",
+        "prompts.tsv",
+    )
+    assert run.config["config_path"].endswith("/bench.toml")
+    assert str(demo_data.media_dir.parent) not in json.dumps(detail)
+    paths = ("config_path", "prompts_path")
+    assert {k: v for k, v in detail["config"].items() if k not in paths} == {
+        k: v for k, v in run.config.items() if k not in paths
+    }
     assert (detail["warmup"], detail["repeats"], detail["prompt_set"]) == (1, 3, "prompts.tsv")
     # UTC, with the zone spelled out though SQLite does not keep it
     assert detail["created_at"].endswith("Z") and detail["finished_at"].endswith("Z")
