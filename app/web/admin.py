@@ -5,6 +5,10 @@ into the login form, which sets `fp_admin`: a signed (itsdangerous), expiring, H
 SameSite=Strict cookie scoped to /admin. The cookie carries a keyed fingerprint of the token,
 so changing the token logs every browser out. An empty token disables admin (404).
 
+Guessing: after MAX_WRONG_TOKENS wrong tokens (form or bearer) from one client address within
+WRONG_TOKEN_WINDOW_S, that address's token attempts get 429 with Retry-After, right token or
+not, until its oldest miss ages out (counted per server process).
+
 CSRF: a browser does not send a SameSite=Strict cookie with a request another site starts,
 and every state-changing POST also refuses a cross-origin `Origin` header (403), which covers
 browsers that send it but mishandle SameSite.
@@ -14,8 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -39,6 +47,60 @@ COOKIE_SALT = "flux-playground.admin"
 SESSION_MAX_AGE_S = 8 * 3600
 RATERS_PER_PAGE = 100
 INT64_MAX = 2**63 - 1
+MAX_WRONG_TOKENS = 10
+WRONG_TOKEN_WINDOW_S = 600.0
+MAX_TRACKED_CLIENTS = 10_000
+
+
+class WrongTokens:
+    """Wrong admin tokens per client address over a sliding window, in this process."""
+
+    def __init__(
+        self,
+        limit: int = MAX_WRONG_TOKENS,
+        window_s: float = WRONG_TOKEN_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limit, self._window_s, self._clock = limit, window_s, clock
+        self._misses: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after_s(self, client: str) -> int | None:
+        """Seconds until this client may try a token again; None if it may now."""
+        now = self._clock()
+        with self._lock:
+            misses = self._misses.get(client)
+            if misses is None:
+                return None
+            while misses and misses[0] <= now - self._window_s:
+                misses.popleft()
+            if len(misses) < self._limit:
+                return None
+            return max(1, math.ceil(misses[0] + self._window_s - now))
+
+    def missed(self, client: str) -> None:
+        with self._lock:
+            if client not in self._misses and len(self._misses) >= MAX_TRACKED_CLIENTS:
+                # Forget the client tracked longest: memory stays bounded under a spray.
+                del self._misses[next(iter(self._misses))]
+            self._misses.setdefault(client, deque()).append(self._clock())
+
+
+def _checked_token(request: Request, candidate: str, settings: Settings) -> bool:
+    """Whether `candidate` is the admin token; 429 while this client is locked out."""
+    wrong: WrongTokens = request.app.state.admin_wrong_tokens
+    client = request.client.host if request.client else "unknown"
+    wait_s = wrong.retry_after_s(client)
+    if wait_s is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many wrong admin tokens; try again in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
+    if _token_matches(candidate, settings):
+        return True
+    wrong.missed(client)
+    return False
 
 
 class AdminAuthError(Exception):
@@ -103,7 +165,7 @@ def is_admin(request: Request, settings: Settings) -> bool:
     """A matching bearer token, else a valid, unexpired cookie for the current token."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
-        return _token_matches(credentials.strip(), settings)
+        return _checked_token(request, credentials.strip(), settings)
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return False
@@ -151,7 +213,7 @@ def login(
     settings: AdminSettings,
     token: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
-    if not _token_matches(token.strip(), settings):
+    if not _checked_token(request, token.strip(), settings):
         return login_page(request, "wrong admin token", status_code=401)
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(

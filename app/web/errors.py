@@ -32,7 +32,10 @@ def install_error_pages(app: FastAPI) -> None:
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
         context = {"status": exc.status_code, "reasons": [str(exc.detail)]}
-        return render(request, "error.html", context, status_code=exc.status_code)
+        response = render(request, "error.html", context, status_code=exc.status_code)
+        # Retry-After, WWW-Authenticate...: the page carries them as the JSON answer does.
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

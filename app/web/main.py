@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The arena's votes are written by one thread per process, in group commits.
     app.state.writes = WriteQueue(engine, refusals=(ArenaError,))
     app.state.arena_cache = ArenaCache()
+    app.state.admin_wrong_tokens = admin.WrongTokens()
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", CachedStaticFiles(directory=settings.media_dir), name="media")

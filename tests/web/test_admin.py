@@ -345,6 +345,35 @@ def test_admin_login_with_wrong_token_is_401(writable_client: TestClient) -> Non
     assert writable_client.get("/admin").status_code == 401
 
 
+def test_admin_token_guessing_is_locked_out_then_let_back(writable_client: TestClient) -> None:
+    now = [1000.0]
+    writable_client.app.state.admin_wrong_tokens = admin.WrongTokens(  # type: ignore[attr-defined]
+        clock=lambda: now[0]
+    )
+    for n in range(admin.MAX_WRONG_TOKENS):
+        guess = {"token": f"guess-{n}"}
+        assert writable_client.post("/admin/login", data=guess).status_code == 401
+    # Locked out: even the right token, by form or by bearer, until the first miss ages out.
+    locked = writable_client.post("/admin/login", data={"token": TOKEN}, follow_redirects=False)
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == str(int(admin.WRONG_TOKEN_WINDOW_S))
+    assert "too many wrong admin tokens" in locked.text
+    assert writable_client.get("/admin", headers=BEARER).status_code == 429
+    now[0] += admin.WRONG_TOKEN_WINDOW_S + 1
+    response = writable_client.post("/admin/login", data={"token": TOKEN}, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_admin_wrong_bearer_tokens_count_too(writable_client: TestClient) -> None:
+    writable_client.post("/admin/login", data={"token": TOKEN})  # a session cookie
+    wrong = {"Authorization": "Bearer guess"}
+    for _ in range(admin.MAX_WRONG_TOKENS):
+        assert writable_client.get("/admin", headers=wrong).status_code == 401
+    assert writable_client.get("/admin", headers=wrong).status_code == 429
+    # The session cookie is not a token guess: it still opens the page.
+    assert writable_client.get("/admin").status_code == 200
+
+
 def test_admin_logout_clears_cookie(writable_client: TestClient) -> None:
     writable_client.post("/admin/login", data={"token": TOKEN})
     assert writable_client.get("/admin").status_code == 200
