@@ -13,7 +13,10 @@ keep their own connection and rater cookie:
    endpoint's own throughput, the figure the goal below is about.
 3. vote alone, reveal fragment: the same, answered with the reveal fragment the page shows
    (names, latencies, images), which is rendered from the ORM after the vote is committed.
-4. `--votes` GET `/healthz` requests: the framework's ceiling on this machine.
+4. `--votes` GET `/healthz` requests, and as many of an async no-op route the benchmark adds
+   to the app it serves (benchmarks/noop_app.py): the trivial endpoints. `/healthz` is a sync
+   route, so it pays the thread-pool hop every sync page pays; the no-op is the framework's
+   own floor (uvicorn with h11, FastAPI, the app's middleware).
 
 Phases 2-4 run in `--rounds` rounds (2, 3, 4, 2, 3, 4, ...), each with its share of the
 requests, and each round's ratio compares phases measured seconds apart: this machine is
@@ -61,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.migrate import upgrade  # noqa: E402
 from app.web.devserver import serve_in_subprocess  # noqa: E402
+from benchmarks.noop_app import FACTORY, NOOP_PATH  # noqa: E402
 
 TOKEN_INPUT = re.compile(r"<input\b[^>]*\bname=\"token\"[^>]*>")
 VALUE = re.compile(r"\bvalue=\"([^\"]+)\"")
@@ -68,6 +72,9 @@ OUTCOMES = ("left", "right", "tie", "both_bad")
 FORM = "application/x-www-form-urlencoded"
 JSON = "Accept: application/json"
 HTMX = "HX-Request: true"
+# The trivial endpoints votes are compared with: the app's /healthz (a sync route, through
+# the thread pool) and an async no-op (benchmarks/noop_app.py), in that order.
+TRIVIAL = ("/healthz", NOOP_PATH)
 VOTE_ID = re.compile(r"\bdata-vote-id=\"(\d+)\"")
 Answer = Literal["json", "htmx"]
 
@@ -99,14 +106,25 @@ class Tally:
 
 
 @dataclass
+class Trivial:
+    requests: int = 0
+    seconds: float = 0.0
+    json_ratios: list[float] = field(default_factory=list)
+    htmx_ratios: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+@dataclass
 class Results:
     cycle: Tally
     post_json: Tally
     post_htmx: Tally
-    trivial_rps: float  # all rounds' /healthz requests over all rounds' time
-    # Per round: votes/s of the phase over /healthz requests/s of the same round.
-    json_ratios: list[float]
-    htmx_ratios: list[float]
+    # Per trivial endpoint: all rounds' requests over all rounds' time, and per round the
+    # votes/s of each vote phase over that endpoint's requests/s in the same round.
+    trivial: dict[str, Trivial]
 
     @property
     def phases(self) -> tuple[Tally, ...]:
@@ -289,17 +307,17 @@ async def post_only_load(
     return tally
 
 
-async def trivial_load(base: str, clients: int, requests: int) -> tuple[int, float]:
-    """GET /healthz `requests` times over as many connections as there were raters: how
-    many were sent and in how many seconds."""
+async def trivial_load(base: str, clients: int, requests: int, path: str) -> tuple[int, float]:
+    """GET `path` `requests` times over as many connections as there were raters: how many
+    were sent and in how many seconds."""
     remaining = requests
 
     async def one(http: LoopbackClient) -> None:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            if (await http.request("GET", "/healthz"))[0] != 200:
-                raise SystemExit("/healthz: not 200")
+            if (await http.request("GET", path))[0] != 200:
+                raise SystemExit(f"{path}: not 200")
 
     raters = [LoopbackClient(base) for _ in range(clients)]
     start = time.perf_counter()
@@ -312,25 +330,26 @@ async def trivial_load(base: str, clients: int, requests: int) -> tuple[int, flo
 
 async def measure(args: argparse.Namespace, base: str, run_id: int) -> Results:
     """The cycle in one go; then `--rounds` rounds of (votes alone as JSON, as fragments,
-    /healthz), each a share of `--votes`: on a shared, noisy machine each ratio compares
-    phases measured seconds apart, and the report gives the rounds' median and range."""
+    /healthz, the async no-op), each a share of `--votes`: on a shared, noisy machine each
+    ratio compares phases measured seconds apart, and the report gives the rounds' median
+    and range."""
     cycle = await cycle_load(base, run_id, args.clients, args.votes, args.max_seconds, args.seed)
     post_json, post_htmx = Tally(), Tally()
-    trivial_requests, trivial_s = 0, 0.0
-    json_ratios, htmx_ratios = [], []
+    trivial = {path: Trivial() for path in TRIVIAL}
     for n in range(args.rounds):
         share = args.votes // args.rounds + (n < args.votes % args.rounds)
         seed = args.seed + 100_000 * (n + 1)
         json_round = await post_only_load(base, run_id, args.clients, share, seed, "json")
         htmx_round = await post_only_load(base, run_id, args.clients, share, seed + 1, "htmx")
-        requests, seconds = await trivial_load(base, args.clients, share)
-        json_ratios.append(json_round.votes_per_s * seconds / requests)
-        htmx_ratios.append(htmx_round.votes_per_s * seconds / requests)
+        for path, baseline in trivial.items():
+            requests, seconds = await trivial_load(base, args.clients, share, path)
+            baseline.json_ratios.append(json_round.votes_per_s * seconds / requests)
+            baseline.htmx_ratios.append(htmx_round.votes_per_s * seconds / requests)
+            baseline.requests += requests
+            baseline.seconds += seconds
         post_json.absorb(json_round)
         post_htmx.absorb(htmx_round)
-        trivial_requests, trivial_s = trivial_requests + requests, trivial_s + seconds
-    trivial_rps = trivial_requests / trivial_s
-    return Results(cycle, post_json, post_htmx, trivial_rps, json_ratios, htmx_ratios)
+    return Results(cycle, post_json, post_htmx, trivial)
 
 
 def server_settings(db: Path, media: Path) -> dict[str, str]:
@@ -363,7 +382,7 @@ def main() -> None:
         db = fresh_copy(args.db, Path(folder))
         with sqlite3.connect(db) as conn:
             (run_id,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
-        with serve_in_subprocess(server_settings(db, args.media)) as base:
+        with serve_in_subprocess(server_settings(db, args.media), factory=FACTORY) as base:
             # Warm up (templates, SQLite pages) with a few votes that are not measured.
             warm = asyncio.run(cycle_load(base, run_id, 2, 10, 30, args.seed - 1000))
             if not warm.vote_ids:
@@ -381,42 +400,49 @@ def ms(latencies: list[float]) -> str:
     return f"{p50:.1f} ms / {p99:.1f} ms"
 
 
+def spread(ratios: list[float]) -> str:
+    return f"**{statistics.median(ratios):.0%}** ({min(ratios):.0%}–{max(ratios):.0%})"
+
+
 def report(
     args: argparse.Namespace, run_id: int, results: Results, stored: int, missing: int
 ) -> None:
-    trivial = results.trivial_rps
+    healthz, noop = (results.trivial[path] for path in TRIVIAL)
     print(
         f"\n{args.clients} concurrent raters, {args.votes} votes per phase, "
         f"run {run_id} of a migrated copy of {args.db}\n"
     )
     print(
         "| phase | votes/s | vote POST p50 / p99 | arena GET p50 / p99 "
-        "| vs `/healthz` (median of rounds, range) |"
+        "| vs `/healthz` | vs async no-op |"
     )
-    print("|---|---|---|---|---|")
-    rows = (
-        ("GET /arena + POST /arena/vote (htmx fragments)", results.cycle, None),
-        ("POST /arena/vote alone, JSON answer", results.post_json, results.json_ratios),
-        ("POST /arena/vote alone, reveal fragment", results.post_htmx, results.htmx_ratios),
+    print("|---|---|---|---|---|---|")
+    cycle = results.cycle
+    print(
+        f"| GET /arena + POST /arena/vote (htmx fragments) | {cycle.votes_per_s:.0f} | "
+        f"{ms(cycle.vote_latencies)} | {ms(cycle.arena_latencies)} | "
+        f"{cycle.votes_per_s / healthz.rps:.0%} (all rounds) | "
+        f"{cycle.votes_per_s / noop.rps:.0%} (all rounds) |"
     )
-    for label, tally, ratios in rows:
-        gets = ms(tally.arena_latencies) if tally is results.cycle else "—"
-        if ratios is None:
-            versus = f"{tally.votes_per_s / trivial:.0%} (of all rounds' `/healthz`)"
-        else:
-            versus = f"**{statistics.median(ratios):.0%}** ({min(ratios):.0%}–{max(ratios):.0%})"
+    for label, tally, answer in (
+        ("POST /arena/vote alone, JSON answer", results.post_json, "json"),
+        ("POST /arena/vote alone, reveal fragment", results.post_htmx, "htmx"),
+    ):
+        versus = [
+            spread(baseline.json_ratios if answer == "json" else baseline.htmx_ratios)
+            for baseline in (healthz, noop)
+        ]
         print(
-            f"| {label} | {tally.votes_per_s:.0f} | {ms(tally.vote_latencies)} | {gets} | "
-            f"{versus} |"
+            f"| {label} | {tally.votes_per_s:.0f} | {ms(tally.vote_latencies)} | — | "
+            f"{versus[0]} | {versus[1]} |"
         )
-    print(f"| trivial `/healthz` (requests/s) | {trivial:.0f} | | | 100% |")
+    print(f"| trivial `/healthz`, sync (requests/s) | {healthz.rps:.0f} | | | 100% | |")
+    print(f"| async no-op `{NOOP_PATH}` (requests/s) | {noop.rps:.0f} | | | | 100% |")
+    print("\nratios: median of the rounds (range); the cycle's over all rounds' trivial requests/s")
     ok = sum(len(tally.vote_ids) for tally in results.phases)
     unanswered = sum(tally.unanswered for tally in results.phases)
     refused = sum((tally.refused for tally in results.phases), Counter[str]())
-    print(
-        f"\ngoal: votes/s ≥ 50% of the trivial endpoint's requests/s "
-        f"({args.rounds} rounds of votes alone, then /healthz)"
-    )
+    print("goal: votes/s ≥ 50% of the trivial endpoint's requests/s (see docs/benchmarks.md)")
     print(f"votes answered 2xx: {ok}; votes stored in the database: {stored}")
     print(f"refused: {dict(refused) or 'none'}; POSTs without an answer: {unanswered}")
     # DESIGN.md rule 5: a vote that got a 2xx is in the database (and a refused one is not).

@@ -24,16 +24,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_subprocess(settings: dict[str, str], *, timeout_s: float = 30.0) -> Iterator[str]:
-    """Start the app with these FLUX_PLAYGROUND_* variables added to the environment, wait
-    until `/healthz` answers, yield its base URL, and stop it afterwards."""
+def serve_in_subprocess(
+    settings: dict[str, str],
+    *,
+    timeout_s: float = 30.0,
+    factory: str = "app.web.main:create_app",
+) -> Iterator[str]:
+    """Start the app (from `factory`, importable from the repository root) with these
+    FLUX_PLAYGROUND_* variables added to the environment, wait until `/healthz` answers,
+    yield its base URL, and stop it afterwards."""
     port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "app.web.main:create_app",
+            factory,
             "--factory",
             "--host",
             "127.0.0.1",
