@@ -118,27 +118,31 @@ def choose_matchup(
     return Pick(left=left, right=right, prompt_id=prompt_id, seed=seed, attention_check=attention)
 
 
-_matchups = cast(Table, Matchup.__table__)
-_raters = cast(Table, Rater.__table__)
+# The arena's hot statements run on the tables (Core), built once with bind parameters:
+# see app/arena_votes.py for why. Shared with it: the tables and a rater's vote count.
+MATCHUPS = cast(Table, Matchup.__table__)
+RATERS = cast(Table, Rater.__table__)
+VOTES = cast(Table, Vote.__table__)
 _panels = cast(Table, Panel.__table__)
-_votes = cast(Table, Vote.__table__)
+# The votes of the rater bound to :rater so far (index range count on votes(rater_id, ...)).
+RATER_VOTES = select(func.count()).where(VOTES.c.rater_id == bindparam("rater")).scalar_subquery()
 
 _PANEL_BY_CODE = select(_panels.c.id, _panels.c.name).where(_panels.c.code == bindparam("code"))
 # The rater, their panel's name and their votes so far; no row for an unknown rater.
 _RATER = (
     select(
-        _raters.c.panel_id,
+        RATERS.c.panel_id,
         _panels.c.name,
-        select(func.count()).where(_votes.c.rater_id == bindparam("rater")).scalar_subquery(),
+        RATER_VOTES,
     )
-    .outerjoin(_panels, _panels.c.id == _raters.c.panel_id)
-    .where(_raters.c.id == bindparam("rater"))
+    .outerjoin(_panels, _panels.c.id == RATERS.c.panel_id)
+    .where(RATERS.c.id == bindparam("rater"))
 )
-_INSERT_RATER = insert(_raters)
+_INSERT_RATER = insert(RATERS)
 _JOIN_PANEL = (
-    update(_raters).where(_raters.c.id == bindparam("rater")).values(panel_id=bindparam("panel"))
+    update(RATERS).where(RATERS.c.id == bindparam("rater")).values(panel_id=bindparam("panel"))
 )
-_INSERT_MATCHUP = insert(_matchups).returning(_matchups.c.id)
+_INSERT_MATCHUP = insert(MATCHUPS).returning(MATCHUPS.c.id)
 
 
 @dataclass(frozen=True)

@@ -20,67 +20,71 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from app.arena import FLAG_AFTER_FAILURES, ArenaError, serializer
-from app.models import Matchup, Rater, Vote, VoteOutcome, utcnow
+from app.arena import (
+    FLAG_AFTER_FAILURES,
+    MATCHUPS,
+    RATER_VOTES,
+    RATERS,
+    VOTES,
+    ArenaError,
+    serializer,
+)
+from app.models import VoteOutcome, utcnow
 
 # The expected answers to an attention check (both sides are the same image).
 ATTENTION_ANSWERS = (VoteOutcome.tie, VoteOutcome.both_bad)
 RATE_WINDOW = timedelta(minutes=1)
 
-_votes = cast(Table, Vote.__table__)
-_matchups = cast(Table, Matchup.__table__)
-_raters = cast(Table, Rater.__table__)
-
 # The rater's panel, how many votes they cast since :since and in all (index range scans on
 # votes(rater_id, created_at)); no row when there is no such rater.
 _RATER_PANEL_AND_VOTES = select(
-    _raters.c.panel_id,
+    RATERS.c.panel_id,
     select(func.count())
-    .where(_votes.c.rater_id == bindparam("rater"), _votes.c.created_at > bindparam("since"))
+    .where(VOTES.c.rater_id == bindparam("rater"), VOTES.c.created_at > bindparam("since"))
     .scalar_subquery(),
-    select(func.count()).where(_votes.c.rater_id == bindparam("rater")).scalar_subquery(),
-).where(_raters.c.id == bindparam("rater"))
+    RATER_VOTES,
+).where(RATERS.c.id == bindparam("rater"))
 
 _CLAIM_MATCHUP = (
-    update(_matchups)
+    update(MATCHUPS)
     .where(
-        _matchups.c.id == bindparam("matchup"),
-        _matchups.c.rater_id == bindparam("rater"),
-        _matchups.c.answered_at.is_(None),
+        MATCHUPS.c.id == bindparam("matchup"),
+        MATCHUPS.c.rater_id == bindparam("rater"),
+        MATCHUPS.c.answered_at.is_(None),
     )
     .values(answered_at=bindparam("now"))
     .returning(
-        _matchups.c.run_id,
-        _matchups.c.prompt_id,
-        _matchups.c.seed,
-        _matchups.c.left_variant_id,
-        _matchups.c.right_variant_id,
-        _matchups.c.attention_check,
+        MATCHUPS.c.run_id,
+        MATCHUPS.c.prompt_id,
+        MATCHUPS.c.seed,
+        MATCHUPS.c.left_variant_id,
+        MATCHUPS.c.right_variant_id,
+        MATCHUPS.c.attention_check,
     )
 )
 
 _ISSUED_TO = select(func.count()).where(
-    _matchups.c.id == bindparam("matchup"), _matchups.c.rater_id == bindparam("rater")
+    MATCHUPS.c.id == bindparam("matchup"), MATCHUPS.c.rater_id == bindparam("rater")
 )
 
-_INSERT_VOTE = insert(_votes).returning(_votes.c.id)
+_INSERT_VOTE = insert(VOTES).returning(VOTES.c.id)
 
 _ATTENTION_PASSED = (
-    update(_raters)
-    .where(_raters.c.id == bindparam("rater"))
-    .values(attention_passed=_raters.c.attention_passed + 1)
+    update(RATERS)
+    .where(RATERS.c.id == bindparam("rater"))
+    .values(attention_passed=RATERS.c.attention_passed + 1)
 )
 _ATTENTION_FAILED = (
-    update(_raters)
-    .where(_raters.c.id == bindparam("rater"))
+    update(RATERS)
+    .where(RATERS.c.id == bindparam("rater"))
     .values(
-        attention_failed=_raters.c.attention_failed + 1,
-        flagged=_raters.c.attention_failed + 1 >= FLAG_AFTER_FAILURES,
+        attention_failed=RATERS.c.attention_failed + 1,
+        flagged=RATERS.c.attention_failed + 1 >= FLAG_AFTER_FAILURES,
     )
 )
 

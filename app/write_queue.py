@@ -18,9 +18,9 @@ that a work item raises before writing anything (a replayed vote, say) are decla
 `refusals`: they go to their caller without rolling anything back.
 
 The thread starts on the first item and ends after `idle_exit_s` without work, so an app
-that is created and dropped (tests) leaves no thread behind for long. It also takes
-app.db.serialized_writes for each batch, so the arena's other SQLite writes (issuing
-matchups, on request threads) queue behind it without sleeping.
+that is created and dropped (tests) leaves no thread behind for long. It takes
+app.db.serialized_writes for each batch, so that the writers of several apps in one process
+(the tests again) queue for SQLite's write lock on a lock instead of its sleeping busy handler.
 """
 
 from __future__ import annotations

@@ -27,10 +27,17 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.arena import ArenaError, choose_matchup, open_matchup, pair_vote_counts, sign_matchup
+from app.arena import (
+    RATER_VOTES,
+    ArenaError,
+    choose_matchup,
+    open_matchup,
+    pair_vote_counts,
+    sign_matchup,
+)
 from app.arena_catalog import (
     ArenaCache,
     CatalogImage,
@@ -177,9 +184,7 @@ def _run_info(session: Session, run_id: int | None) -> RunInfo | None:
 
 
 def _votes_by(session: Session, rater_id: str) -> int:
-    return (
-        session.scalar(select(func.count()).select_from(Vote).where(Vote.rater_id == rater_id)) or 0
-    )
+    return session.execute(select(RATER_VOTES), {"rater": rater_id}).scalar_one()
 
 
 def _arena_url(run_id: int | None) -> str:
