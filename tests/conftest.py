@@ -183,10 +183,23 @@ def demo_client(demo_data: DemoData) -> Iterator[TestClient]:
         yield client
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A module marked `pytestmark = pytest.mark.both_databases` runs each of its tests that
+    # use writable_demo (writable_client included) once on SQLite and once on PostgreSQL.
+    if "writable_demo" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_databases"
+    ):
+        metafunc.parametrize("writable_demo", DATABASES, indirect=True)
+
+
 @pytest.fixture
-def writable_demo(demo_data: DemoData, tmp_path: Path) -> DemoData:
-    """A private copy of the demo database (media shared, read-only) for tests that write."""
-    return sqlite_copy(demo_data, tmp_path)
+def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
+    """A private copy of the demo database (media shared, read-only) for tests that write:
+    on SQLite, or on each database in a module marked both_databases."""
+    return writable_copy(request, getattr(request, "param", "sqlite"), tmp_path)
 
 
 def sqlite_copy(demo: DemoData, folder: Path) -> DemoData:
@@ -199,8 +212,7 @@ def sqlite_copy(demo: DemoData, folder: Path) -> DemoData:
 
 
 def writable_copy(request: pytest.FixtureRequest, backend: str, folder: Path) -> DemoData:
-    """A private copy of the web test run on `backend` ("sqlite" or "postgresql"), for test
-    modules that run their tests on both (they override writable_demo with it)."""
+    """A private copy of the web test run on `backend` ("sqlite" or "postgresql")."""
     if backend == "sqlite":
         return sqlite_copy(request.getfixturevalue("demo_data"), folder)
     from tests.postgres_server import new_database

@@ -4,7 +4,6 @@ whose answer is known."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +14,11 @@ from app.agreement import AgreementReport, bootstrap_share, metric_agreement
 from app.db import make_engine, session_scope
 from app.leaderboard import leaderboard
 from app.models import Generation, GenerationMetric, MetricStatus, Run, Variant
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 from tests.test_leaderboard import add_votes
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 # Per-variant CLIP scores: dev > dev-turbo > schnell on every image.

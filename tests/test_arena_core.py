@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -14,13 +13,10 @@ from app.arena_catalog import load_catalog
 from app.arena_votes import record_vote
 from app.db import make_engine, session_scope
 from app.models import Generation, Panel, Rater, Run, Variant, VariantStatus
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 def names(session, matchup) -> frozenset[str]:  # type: ignore[no-untyped-def]

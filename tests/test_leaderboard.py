@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -35,13 +34,10 @@ from app.ranking import (
     position_bias,
     verdict,
 )
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 Ballot = tuple[str, str, str]

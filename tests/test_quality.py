@@ -32,13 +32,10 @@ from app.quality import (
     ssim,
     to_tensor,
 )
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 IMAGES_PER_VARIANT = 12  # 6 prompts × 2 seeds

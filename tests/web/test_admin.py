@@ -36,13 +36,10 @@ from app.models import (
 from app.votes_export import COLUMNS, csv_chunks
 from app.web import admin
 from app.web.main import create_app
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,17 +33,15 @@ from app.models import (
 )
 from app.web.arena import MAX_VOTE_BODY_BYTES, RATER_COOKIE, RATER_SALT
 from app.web.main import create_app
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 
 SECRET = "test-secret"  # writable_client's
 HX = {"HX-Request": "true"}
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 @pytest.fixture(autouse=True)

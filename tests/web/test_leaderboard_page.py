@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,14 +30,11 @@ from app.leaderboard import (
     leaderboard,
 )
 from app.models import Panel, Run
-from tests.conftest import DemoData, writable_copy
+from tests.conftest import DemoData
 from tests.test_leaderboard import MIXED, add_votes
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def writable_demo(request: pytest.FixtureRequest, tmp_path: Path) -> DemoData:
-    """Overrides tests/conftest.py's: the same private copy, on both databases."""
-    return writable_copy(request, request.param, tmp_path)
+# Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
 
 
 HTMX = {"HX-Request": "true"}
