@@ -26,7 +26,7 @@ Afterwards the script asserts that no vote was lost: every vote id a 2xx answer 
 (JSON `vote_id`, or the fragment's `data-vote-id`) is in the database, and the database
 gained exactly the 2xx votes. Client and server share the machine's cores.
 
-The clients speak HTTP/1.1 over asyncio streams directly (LoopbackClient below), not through
+The clients speak HTTP/1.1 over asyncio streams directly (benchmarks/loopback.py), not through
 httpx: on this 2-core machine httpx spent more CPU per request than the server's `/healthz`,
 so the load generator, not the server, set both rates (`/healthz` 1058 req/s through httpx
 against 1640 with this client, same server, same minute).
@@ -55,7 +55,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 
@@ -64,12 +63,12 @@ sys.path.insert(0, str(ROOT))
 
 from app.migrate import upgrade  # noqa: E402
 from app.web.devserver import serve_in_subprocess  # noqa: E402
+from benchmarks.loopback import LoopbackClient  # noqa: E402
 from benchmarks.noop_app import FACTORY, NOOP_PATH  # noqa: E402
 
 TOKEN_INPUT = re.compile(r"<input\b[^>]*\bname=\"token\"[^>]*>")
 VALUE = re.compile(r"\bvalue=\"([^\"]+)\"")
 OUTCOMES = ("left", "right", "tie", "both_bad")
-FORM = "application/x-www-form-urlencoded"
 JSON = "Accept: application/json"
 HTMX = "HX-Request: true"
 # The trivial endpoints votes are compared with: the app's /healthz (a sync route, through
@@ -154,55 +153,6 @@ def missing_votes(db: Path, ids: list[int]) -> int:
                 "SELECT COUNT(*) FROM answered WHERE id NOT IN (SELECT id FROM votes)"
             ).fetchone()[0]
         )
-
-
-class LoopbackClient:
-    """One rater: one keep-alive HTTP/1.1 connection and its one cookie.
-
-    Just enough HTTP for this app on loopback: requests with a Content-Length body, answers
-    with a Content-Length (every route measured here sends one)."""
-
-    def __init__(self, base: str) -> None:
-        url = urlsplit(base)
-        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
-        self.cookie: str | None = None
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def request(
-        self,
-        method: str,
-        target: str,
-        *,
-        form: dict[str, str] | None = None,
-        headers: tuple[str, ...] = (),
-    ) -> tuple[int, bytes]:
-        if self._streams is None:
-            self._streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self._streams
-        body = urlencode(form).encode() if form is not None else b""
-        head = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        if self.cookie:
-            head.append(f"Cookie: {self.cookie}")
-        head += headers
-        if form is not None:
-            head += [f"Content-Type: {FORM}", f"Content-Length: {len(body)}"]
-        writer.write("\r\n".join(head).encode() + b"\r\n\r\n" + body)
-        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        status, length = int(lines[0].split()[1]), None
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-            elif name.lower() == "set-cookie":
-                self.cookie = value.strip().split(";")[0]
-        if length is None:
-            raise SystemExit(f"{method} {target}: an answer without Content-Length")
-        return status, await reader.readexactly(length)
-
-    async def aclose(self) -> None:
-        if self._streams is not None:
-            self._streams[1].close()
-            await self._streams[1].wait_closed()
 
 
 async def fetch_token(http: LoopbackClient, run_id: int, tally: Tally) -> str | None:

@@ -1,7 +1,8 @@
 """Latency and throughput of the pages under a bounded concurrent load on loopback.
 
 Starts the app (uvicorn, one process) on a database, then for each endpoint sends
-`--requests` GET requests from `--clients` concurrent clients (httpx, keep-alive) and reports
+`--requests` GET requests from `--clients` concurrent clients (benchmarks/loopback.py, one
+keep-alive connection each) and reports
 p50/p99 latency and requests/s, next to `/healthz` of the same server measured in the same
 run: the framework's ceiling on this machine. Client and server share the machine's cores,
 so compare the ratios, not the absolute figures.
@@ -18,37 +19,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
-from app.web.devserver import serve_in_subprocess
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.web.devserver import serve_in_subprocess  # noqa: E402
+from benchmarks.loopback import LoopbackClient  # noqa: E402
 
 
-async def load(url: str, clients: int, requests: int) -> tuple[np.ndarray, float]:
+async def load(base: str, path: str, clients: int, requests: int) -> tuple[np.ndarray, float]:
     latencies: list[float] = []
     remaining = requests
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: LoopbackClient) -> None:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
             start = time.perf_counter()
-            response = await http.get(url)
+            status, _ = await http.request("GET", path)
             latencies.append(time.perf_counter() - start)
-            if response.status_code != 200:
-                raise SystemExit(f"{url}: HTTP {response.status_code}")
+            if status != 200:
+                raise SystemExit(f"{path}: HTTP {status}")
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-        await http.get(url)  # warm caches (templates, SQLite pages) before measuring
-        start = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-        wall = time.perf_counter() - start
+    connections = [LoopbackClient(base) for _ in range(clients)]
+    await connections[0].request("GET", path)  # warm caches (templates, SQLite pages)
+    start = time.perf_counter()
+    await asyncio.gather(*(client(http) for http in connections))
+    wall = time.perf_counter() - start
+    for http in connections:
+        await http.aclose()
     return np.asarray(latencies), len(latencies) / wall
 
 
@@ -95,7 +99,7 @@ def measure(args: argparse.Namespace, run_id: int, prompt_id: int, cache_s: floa
         }
         results = {}
         for label, path in endpoints.items():
-            latencies, rps = asyncio.run(load(base + path, args.clients, args.requests))
+            latencies, rps = asyncio.run(load(base, path, args.clients, args.requests))
             results[label] = (np.percentile(latencies, 50), np.percentile(latencies, 99), rps)
 
     trivial_p50 = results["trivial `/healthz`"][0]
