@@ -13,6 +13,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# A C compiler: torch.compile on CUDA builds Triton's launcher stubs with one at run time,
+# and the slim image has none (compiled variants would fail at their first call).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, so code changes don't reinstall torch.
 COPY pyproject.toml constraints.txt README.md ./
 RUN mkdir app && touch app/__init__.py \

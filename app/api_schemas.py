@@ -67,9 +67,22 @@ class VariantOut(BaseModel):
     )
     compile_s: float | None = Field(description="First call after loading (compilation).")
     load_s: float | None = Field(description="Pipeline load time, seconds.")
-    peak_mem_gb: float | None = Field(description="Peak memory, GB.")
+    peak_mem_gb: float | None = Field(
+        description="Peak memory while generating (counters reset after the first call), GB."
+    )
+    load_peak_gb: float | None = Field(
+        description="Peak memory while loading, quantizing, compiling and the first call, GB."
+    )
     peak_mem_kind: str | None = Field(
         description="cuda_max_memory_allocated or process_peak_rss (not comparable)."
+    )
+    compile_cache: str | None = Field(
+        description="Inductor's caches at the first call: cold, warm or partial; null if "
+        "nothing was compiled. A warm compile_s is not a cold compile time."
+    )
+    timing_flags: list[str] = Field(
+        description="Why the timed series is not a clean steady state (it recompiled, or "
+        "something else used the device meanwhile); empty when clean."
     )
     jobs_done: int
     jobs_failed: int

@@ -45,6 +45,12 @@ class CompileSpec(StrictModel):
         "default"
     )
     fullgraph: bool = False
+    # False: one static graph per input shape, the steady state a benchmark times, and no
+    # silent switch to a dynamic graph when a later call changes a shape. True: dynamic shapes.
+    dynamic: bool = False
+    # Compile into a new, empty Inductor/Triton cache folder, so compile_s is a cold compile
+    # even when an earlier run left cached kernels on this machine.
+    fresh_cache: bool = False
     # onediffx.compile_pipe backend
     onediff_backend: Literal["nexfort", "oneflow"] = "nexfort"
 

@@ -93,11 +93,15 @@ def run(
             help="Score the images (SSIM/PSNR vs reference, CLIP score) when the jobs are done.",
         ),
     ] = True,
+    wait: Annotated[
+        bool,
+        typer.Option(help="Wait while another worker measures on the device (--no-wait: exit 3)."),
+    ] = True,
 ) -> None:
     """Queue a benchmark's jobs (variant x prompt x seed) and execute them. Resumes a rerun."""
     run_id = _enqueue(config)
     if work:
-        _work(run_id, retry_failed=retry_failed)
+        _work(run_id, retry_failed=retry_failed, wait=wait)
         if with_metrics:
             metrics(run_id, variant=None, clip_model=None)
 
@@ -108,10 +112,15 @@ def worker(
     retry_failed: Annotated[
         bool, typer.Option(help="Give failed variants and jobs another try.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(help="Wait while another worker measures on the device (--no-wait: exit 3)."),
+    ] = True,
 ) -> None:
-    """Execute pending jobs of any run (or of one run)."""
+    """Execute pending jobs of any run (or of one run). Several workers may share a run: each
+    takes whole variants, and one worker at a time measures on a device."""
     _migrate()
-    _work(run_id, retry_failed=retry_failed)
+    _work(run_id, retry_failed=retry_failed, wait=wait)
 
 
 @app.command()
@@ -274,20 +283,25 @@ def _enqueue(config: Path) -> int:
     return run_id
 
 
-def _work(run_id: int | None, *, retry_failed: bool) -> None:
+def _work(run_id: int | None, *, retry_failed: bool, wait: bool = True) -> None:
     from app.db import get_engine
-    from app.worker.pipelines import set_cpu_threads
+    from app.worker.device_lock import DeviceBusy
     from app.worker.runner import Worker
 
     settings = get_settings()
-    set_cpu_threads(settings.cpu_threads)
     worker_ = Worker(
         get_engine(),
         media_dir=settings.media_dir,
         models_dir=settings.models_dir,
         lease_s=settings.worker_lease_s,
+        lock_dir=settings.lock_dir,
+        wait_for_device=wait,
+        cpu_threads=settings.cpu_threads,
     )
-    report = worker_.work(run_id, retry_failed=retry_failed)
+    try:
+        report = worker_.work(run_id, retry_failed=retry_failed)
+    except DeviceBusy as err:
+        raise _fail(str(err), code=3) from None
     console.print(
         f"generated {report.generated} images; variants done: "
         f"{', '.join(report.variants_done) or '-'}",
@@ -295,6 +309,46 @@ def _work(run_id: int | None, *, retry_failed: bool) -> None:
     )
     for name, reason in report.variants_failed.items():
         err_console.print(f"[yellow]variant {name} failed:[/] {reason}", highlight=False)
+
+
+@app.command()
+def doctor(
+    config: Annotated[
+        Path,
+        typer.Argument(help="Benchmark config (TOML).", show_default="configs/flux.toml"),
+    ] = ROOT / "configs" / "flux.toml",
+) -> None:
+    """Check what of a benchmark config this machine can run, without downloading weights:
+    torch and CUDA, the GPU and fp8, memory per variant, the compiler torch.compile needs,
+    Hugging Face access and cache, disk space, onediff and torchao. Exits 1 when a check the
+    config needs fails."""
+    from rich.markup import escape
+
+    from app.benchmark import load_benchmark
+    from app.prompts import load_prompts
+
+    try:
+        bench = load_benchmark(config)
+        prompts = load_prompts(bench.prompts_path, limit=bench.prompt_limit)
+    except InputFileError as err:
+        raise _fail(str(err)) from None
+    # Not _offline_defaults(): the Hub check may go online, unless HF_HUB_OFFLINE says not.
+    from app.worker.doctor import Status, run_checks
+
+    checks = run_checks(bench, len(prompts), get_settings().media_dir)
+    styles = {Status.OK: "green", Status.FAIL: "bold red", Status.SKIP: "dim"}
+    table = Table("", "check", "detail", title=escape(f"{bench.name}: {bench.config_path}"))
+    for check in checks:
+        mark = f"[{styles[check.status]}]{check.status.value}[/]"
+        table.add_row(mark, escape(check.name), escape(check.detail))
+    console.print(table)
+    failed = [check.name for check in checks if check.status is Status.FAIL]
+    if failed:
+        err_console.print(
+            f"[bold red]{len(failed)} failed:[/] {escape(', '.join(failed))}", highlight=False
+        )
+        raise typer.Exit(1)
+    console.print("every check this config needs passes", highlight=False)
 
 
 @app.command()
@@ -333,7 +387,11 @@ def metrics(
         _offline_defaults()
     import torch
 
-    torch.set_num_threads(settings.cpu_threads)
+    from app.config import torch_threads
+
+    threads = torch_threads("cpu", settings.cpu_threads)  # metrics run on the CPU
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         report = compute_run_metrics(
             engine,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,11 +34,12 @@ class Settings(BaseSettings):
         default="dev-secret-change-me",
         description="Signs cookies and arena tokens. Set a long random value in production.",
     )
-    cpu_threads: int = Field(
-        default=2,
+    cpu_threads: int | None = Field(
+        default=None,
         ge=1,
-        description="torch threads for CPU inference. More threads than cores made a tiny "
-        "pipeline 80x slower on a 2-core machine.",
+        description="torch threads. Unset: on a CPU benchmark, one per core this process may "
+        "use (more threads than cores made a tiny pipeline 80x slower on a 2-core machine); "
+        "on a CUDA benchmark, torch's own default. Set: that many, on either device.",
     )
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
@@ -56,6 +59,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Per-rater vote rate limit; more in a minute get HTTP 429.",
     )
+    lock_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "flux-playground-locks",
+        description="Where workers on this machine hold their device locks (one worker "
+        "measures on a device at a time). Must be the same folder for every worker of a host.",
+    )
     worker_lease_s: float = Field(
         default=1800.0,
         gt=0,
@@ -67,3 +75,11 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def torch_threads(device: str, configured: int | None) -> int | None:
+    """Threads torch should use on `device`: the setting if given; on the CPU one per core
+    this process may use; on CUDA None, torch's own default (no cap on a GPU machine)."""
+    if configured is not None:
+        return configured
+    return len(os.sched_getaffinity(0)) if device == "cpu" else None

@@ -112,10 +112,23 @@ class Variant(Base):
     load_s: Mapped[float | None] = mapped_column(Float)
     # The first call after loading: compilation, autotuning, lazy init. Kept out of latency.
     compile_s: Mapped[float | None] = mapped_column(Float)
+    # Steady-state generation (counters reset after the first call): what serving costs.
     peak_mem_gb: Mapped[float | None] = mapped_column(Float)
+    # Load, quantize, compile and the first call: what it takes to get there.
+    load_peak_gb: Mapped[float | None] = mapped_column(Float)
     # "cuda_max_memory_allocated" or "process_peak_rss": the two are not comparable.
     peak_mem_kind: Mapped[str | None] = mapped_column(String(32))
+    # Whether the first call found Inductor's caches "cold", "warm" or "partial" (null: no
+    # compile), so compile_s is read as what it is.
+    compile_cache: Mapped[str | None] = mapped_column(String(16))
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The claim: a variant is run whole by one worker ("host:pid"), which renews
+    # heartbeat_at while its child works; a worker on another host retakes it after the lease.
+    worker: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "host:pid" of the child process that loads and measures it (one per variant).
+    process: Mapped[str | None] = mapped_column(String(128))
 
     run: Mapped[Run] = relationship(back_populates="variants")
     reference: Mapped[Variant | None] = relationship(remote_side=[id])
@@ -194,6 +207,8 @@ class Generation(Base):
     optimizations: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The pipeline call alone, with device synchronization; not image encoding or I/O.
     latency_s: Mapped[float] = mapped_column(Float)
+    # "host:pid" of the child process that generated it.
+    process: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="generation")
@@ -222,9 +237,31 @@ class TimingSummary(Base):
     latency_mean_s: Mapped[float] = mapped_column(Float)
     latency_min_s: Mapped[float] = mapped_column(Float)
     latency_max_s: Mapped[float] = mapped_column(Float)
+    # Where and when the series ran: "host/device" and the child's "host:pid".
+    device_key: Mapped[str | None] = mapped_column(String(160))
+    process: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Graphs compiled and graph breaks during the series: a compiled variant that recompiled
+    # was not in its steady state.
+    recompiles: Mapped[int | None] = mapped_column(Integer)
+    graph_breaks: Mapped[int | None] = mapped_column(Integer)
+    # What else used the device meanwhile (app/worker/contention.py), and the verdict.
+    contention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    contended: Mapped[bool | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     variant: Mapped[Variant] = relationship(back_populates="timings")
+
+    @property
+    def flags(self) -> list[str]:
+        """Why this series is not a clean steady state, in words for its card."""
+        out = []
+        if self.recompiles:
+            out.append(f"recompiled {self.recompiles}× while timed")
+        if self.contended:
+            out.append("measured under contention")
+        return out
 
 
 class VoteOutcome(enum.StrEnum):

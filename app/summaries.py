@@ -40,7 +40,12 @@ class VariantSummary:
     compile_s: float | None
     load_s: float | None
     peak_mem_gb: float | None
+    load_peak_gb: float | None
     peak_mem_kind: str | None
+    # "cold", "warm" or "partial" Inductor caches at the first call; None: nothing compiled.
+    compile_cache: str | None
+    # Why the timed series is not a clean steady state (recompiled, contended); [] if clean.
+    timing_flags: list[str]
     jobs_done: int
     jobs_failed: int
     jobs_total: int
@@ -113,7 +118,10 @@ def variant_summaries(
                 compile_s=variant.compile_s,
                 load_s=variant.load_s,
                 peak_mem_gb=variant.peak_mem_gb,
+                load_peak_gb=variant.load_peak_gb,
                 peak_mem_kind=variant.peak_mem_kind,
+                compile_cache=variant.compile_cache,
+                timing_flags=timing.flags if timing else [],
                 jobs_done=counts.get((variant.id, JobStatus.done), 0),
                 jobs_failed=counts.get((variant.id, JobStatus.failed), 0),
                 jobs_total=total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,12 @@ from app.web.main import create_app
 
 # The default paths never touch the network; make any accidental Hub access fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Workers started by the tests hold their device locks here, not where a real worker on
+# this machine holds its own: a benchmark running beside the tests neither blocks them nor
+# is blocked by them.
+os.environ.setdefault(
+    "FLUX_PLAYGROUND_LOCK_DIR", tempfile.mkdtemp(prefix="flux-playground-test-locks-")
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,9 +134,13 @@ def build_demo_run(database_url: str, root: Path, tiny_models: Path) -> DemoData
     engine = make_engine(database_url)
     bench = load_benchmark(root / "bench.toml")
     run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path))
-    Worker(engine, media_dir=root / "media", models_dir=tiny_models, show_progress=False).work(
-        run_id
-    )
+    Worker(
+        engine,
+        media_dir=root / "media",
+        models_dir=tiny_models,
+        show_progress=False,
+        lock_dir=root / "locks",
+    ).work(run_id)
     engine.dispose()
     return DemoData(database_url=database_url, media_dir=root / "media", run_id=run_id)
 

@@ -1,4 +1,5 @@
-"""DESIGN.md: the web tier never imports torch; the worker never imports FastAPI."""
+"""DESIGN.md: the web tier never imports torch; the worker never imports FastAPI; the
+worker's parent process never imports torch (its children do)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ def test_layering_web_does_not_import_torch() -> None:
 
 
 def test_layering_worker_does_not_import_fastapi() -> None:
-    modules = imported_after("app.worker.runner")
+    modules = imported_after("app.worker.child") | imported_after("app.worker.pipelines")
     assert "torch" in modules
     assert not {"fastapi", "starlette", "uvicorn"} & modules
+
+
+def test_layering_worker_parent_does_not_import_torch() -> None:
+    # The parent only claims, drives children and writes results: no torch in it means no
+    # CUDA context, and no torch state that a child could be thought to inherit.
+    modules = imported_after("app.worker.runner")
+    assert "sqlalchemy" in modules
+    assert not {"torch", "diffusers", "fastapi"} & modules

@@ -20,7 +20,7 @@ from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
-from app.benchmark import Variant, resolve_local
+from app.benchmark import LoraSpec, Variant, resolve_local
 from app.worker import tiny
 
 # The worker draws its own progress bars; the libraries' per-load bars would bury them.
@@ -55,7 +55,7 @@ def load_pipeline(
     Raises `VariantUnavailable` when this environment cannot run the variant.
     """
     # 1. Check the environment before loading gigabytes of weights.
-    _check_environment(variant, device)
+    check_environment(variant, device)
     if variant.fuse_qkv and variant.lora is not None and not variant.lora.fuse:
         # fuse_projections copies the base weights and would silently drop an unfused LoRA.
         raise ValueError(f"variant {variant.name!r}: fuse_qkv needs lora.fuse = true")
@@ -87,7 +87,12 @@ def generate(
     return image
 
 
-def _check_environment(variant: Variant, device: str) -> None:
+def check_environment(variant: Variant, device: str) -> None:
+    """Raise `VariantUnavailable` with a one-line reason if this machine cannot run it.
+
+    Called before anything touches the device: on a machine without CUDA, any CUDA call
+    (even resetting memory counters) fails with a raw error instead of this reason.
+    """
     if device == "cuda" and not torch.cuda.is_available():
         build = "" if torch.version.cuda else ", built without CUDA"
         raise VariantUnavailable(
@@ -100,9 +105,15 @@ def _check_environment(variant: Variant, device: str) -> None:
     if variant.compile is not None and variant.compile.backend == "onediff":
         if device != "cuda":
             raise VariantUnavailable("the onediff compile backend needs a CUDA GPU")
-        if importlib.util.find_spec("onediffx") is None:
+        # The nexfort backend is a package of its own: without it onediffx fails only after
+        # the whole pipeline (34 GB for FLUX.1-dev) has been loaded.
+        backend = variant.compile.onediff_backend
+        needed = ["onediffx"] + (["nexfort"] if backend == "nexfort" else ["oneflow"])
+        missing = [name for name in needed if importlib.util.find_spec(name) is None]
+        if missing:
             raise VariantUnavailable(
-                "the onediff compile backend needs onediffx: pip install 'flux-playground[onediff]'"
+                f"the onediff compile backend ({backend}) needs {' and '.join(missing)}: "
+                "pip install 'flux-playground[onediff]'"
             )
     if variant.quantize == "fp8_dynamic":
         capability = torch.cuda.get_device_capability() if device == "cuda" else None
@@ -115,35 +126,28 @@ def _check_environment(variant: Variant, device: str) -> None:
 
 
 def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) -> FluxPipeline:
-    # 2. The model: tiny refs are built locally, local paths are relative to the config.
+    # 2. The model, on the CPU: tiny refs are built locally, local paths are relative to the
+    # config. What reaches the device, and when, is decided below so that a memory-saving
+    # variant never holds the full-precision transformer on the device when it can avoid it.
     pipe = FluxPipeline.from_pretrained(
         _resolve(variant.model, models_dir, config_dir), dtype=DTYPES[variant.dtype]
     )
-
-    # 3. LoRA. Fused into the weights and unloaded, so inference pays no peft overhead.
-    if variant.lora is not None:
-        lora = variant.lora
-        pipe.load_lora_weights(
-            _resolve(lora.path, models_dir, config_dir),
-            weight_name=lora.weight_name,
-            adapter_name=LORA_ADAPTER,
-        )
-        if lora.fuse:
-            pipe.fuse_lora(lora_scale=lora.scale)
-            pipe.unload_lora_weights()
-        else:
-            pipe.set_adapters(LORA_ADAPTER, adapter_weights=lora.scale)
-
-    # 4. One matmul for q, k and v (and for the text stream's added projections).
-    if variant.fuse_qkv:
-        pipe.transformer.fuse_qkv_projections()
-
-    # 5. Move before quantizing: torchao quantizes on the device the weights are on, and fp8
-    # kernels exist only there.
-    pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
 
-    # 6. Quantize the transformer's linear layers (the text encoders and VAE stay as they are).
+    # 3. LoRA, loaded and fused on the device (fusing FLUX on the CPU took minutes), then
+    # unloaded, so inference pays no peft overhead. A LoRA that adapts nothing is an error.
+    if variant.lora is not None:
+        pipe.transformer.to(device)
+        _load_lora(pipe, variant.lora, _resolve(variant.lora.path, models_dir, config_dir))
+
+    # 4. One matmul for q, k and v (and for the text stream's added projections); the unfused
+    # projections are dropped, or quantization would process (and keep) them too.
+    if variant.fuse_qkv:
+        fuse_qkv_projections(pipe.transformer)
+
+    # 5. Quantize the transformer's linear layers (the text encoders and VAE stay as they
+    # are). torchao moves each layer to the device just before quantizing it, so a
+    # bf16 transformer never sits whole on the GPU; fp8 kernels exist only there.
     if variant.quantize is not None:
         from torchao.quantization import (
             Float8DynamicActivationFloat8WeightConfig,
@@ -157,23 +161,85 @@ def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) 
             "int8_dynamic": Int8DynamicActivationInt8WeightConfig,
             "fp8_dynamic": Float8DynamicActivationFloat8WeightConfig,
         }[variant.quantize]()
-        quantize_(pipe.transformer, config)
+        quantize_(pipe.transformer, config, device=device)
+
+    # 6. Everything else (text encoders, VAE, the transformer's remaining layers).
+    pipe.to(device)
 
     # 7. First-block cache: skip the other blocks while the first block's output barely changes.
     if variant.cache is not None:
         pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=variant.cache.threshold))
 
     # 8. Compile last, so the graph sees the final modules. Compilation itself happens on the
-    # first call, which is why the runner times that call separately.
+    # first call, which is why the runner times that call separately. Static shapes unless
+    # the config asks: a dynamic graph would time something other than the steady state.
     if variant.compile is not None:
         spec = variant.compile
         if spec.backend == "torch":
-            pipe.transformer.compile(mode=spec.mode, fullgraph=spec.fullgraph)
+            pipe.transformer.compile(mode=spec.mode, fullgraph=spec.fullgraph, dynamic=spec.dynamic)
         else:
             from onediffx import compile_pipe
 
             pipe = compile_pipe(pipe, backend=spec.onediff_backend)
     return pipe
+
+
+def fuse_qkv_projections(transformer: torch.nn.Module) -> None:
+    """Fuse every attention's q/k/v (and added q/k/v) projections, then drop the originals.
+
+    diffusers keeps the unfused layers (so that it can unfuse); nothing here unfuses, and
+    kept, they would double the attention weights in memory and in quantization time.
+    """
+    transformer.fuse_qkv_projections()  # type: ignore[operator]
+    for module in transformer.modules():
+        if getattr(module, "fused_projections", False):
+            for name in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj"):
+                if isinstance(getattr(module, name, None), torch.nn.Module):
+                    delattr(module, name)
+
+
+def _load_lora(pipe: FluxPipeline, lora: LoraSpec, path: str) -> None:
+    """Load a LoRA and check that every layer it adapts exists in the pipeline.
+
+    diffusers only logs a warning for keys that match nothing, and a LoRA for another model
+    would then load as a no-op: `dev-turbo` would run as plain dev at 8 steps, labelled Turbo.
+    """
+    state_dict = pipe.lora_state_dict(path, weight_name=lora.weight_name)
+    wanted = _lora_layers(state_dict)
+    if not wanted:
+        raise VariantUnavailable(f"LoRA {lora.path}: no LoRA weights found in the file")
+    layers = {
+        f"{component}.{name}"
+        for component in ("transformer", "text_encoder")
+        for name, _ in getattr(pipe, component).named_modules()
+    }
+    unused = sorted(wanted - layers)
+    if len(unused) == len(wanted):
+        raise VariantUnavailable(
+            f"LoRA {lora.path} matches no layer of {pipe.transformer.__class__.__name__} "
+            f"(its first layers: {', '.join(unused[:3])}): a LoRA for another model?"
+        )
+    if unused:
+        raise VariantUnavailable(
+            f"LoRA {lora.path}: {len(unused)} of its {len(wanted)} layers match nothing "
+            f"in the pipeline (e.g. {', '.join(unused[:3])})"
+        )
+    pipe.load_lora_weights(dict(state_dict), adapter_name=LORA_ADAPTER)
+    if lora.fuse:
+        pipe.fuse_lora(lora_scale=lora.scale)
+        pipe.unload_lora_weights()
+    else:
+        pipe.set_adapters(LORA_ADAPTER, adapter_weights=lora.scale)
+
+
+def _lora_layers(state_dict: dict[str, torch.Tensor]) -> set[str]:
+    """The layers a (diffusers-format) LoRA state dict adapts: "transformer.x.attn.to_q"."""
+    layers = set()
+    for key in state_dict:
+        for marker in (".lora_A.", ".lora_B."):
+            if marker in key:
+                layers.add(key.split(marker)[0])
+    return layers
 
 
 def _resolve(ref: str, models_dir: Path, config_dir: Path) -> str:

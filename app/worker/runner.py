@@ -1,14 +1,17 @@
-"""The worker: claim jobs, generate, store images and results, resume after a kill.
+"""The worker's parent process: claim variants and jobs, drive one child per variant, store
+every result, resume after a kill.
 
-Rules it keeps (DESIGN.md, "Nothing lost, nothing half-written"):
-- a job is claimed by a conditional UPDATE, so two workers never run the same job;
-- its image is written to a temp file and renamed, then the Generation row and the job's
-  `done` status are committed in one transaction;
-- jobs left `running` by a dead worker (same host: its pid is gone; other host: its claim is
-  older than the lease) go back to `pending` when a worker starts, and so do its temp files.
-
-One variant is loaded at a time (loading is the expensive part), its pending jobs run, then a
-steady-state series times it on one prompt (warm-up calls, then `repeats` timed calls).
+Rules it keeps (DESIGN.md, "Nothing lost, nothing half-written" and "One process per
+variant"):
+- a variant is claimed whole by one worker (conditional UPDATE, then a heartbeat while its
+  child works), so two workers never measure the same variant; a job is claimed the same way;
+- one worker measures on a device at a time (app/worker/device_lock.py);
+- each variant loads, compiles, generates and is timed in a fresh child process
+  (app/worker/isolate.py, app/worker/child.py); a child that dies fails only its variant;
+- the child writes each image to a temp file and renames it; the parent then commits the
+  Generation row and the job's `done` status in one transaction;
+- claims of dead workers (same host: pid gone; other host: silent longer than the lease) go
+  back to `pending`, and so do their temp files.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-from PIL import Image
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,11 +36,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import benchmark as bm
+from app.config import torch_threads
 from app.db import session_scope
 from app.models import (
     Generation,
@@ -50,15 +56,23 @@ from app.models import (
     utcnow,
 )
 from app.prompts import PromptRow
-from app.worker import pipelines
-from app.worker.images import remove_orphan_temp_files, store_image
-from app.worker.timing import (
-    LatencyStats,
-    capture_environment,
-    peak_memory_gb,
-    reset_peak_memory,
-    timed,
+from app.worker.device_lock import DeviceLock
+from app.worker.images import remove_orphan_temp_files
+from app.worker.isolate import (
+    ChildDied,
+    ChildFailed,
+    ImageDone,
+    JobOrder,
+    Loaded,
+    PhaseReport,
+    SeriesDone,
+    SeriesOrder,
+    VariantProcess,
+    VariantTask,
 )
+from app.worker.stats import LatencyStats
+
+T = TypeVar("T")
 
 
 def enqueue_run(engine: Engine, bench: bm.Benchmark, prompts: list[PromptRow]) -> int:
@@ -169,25 +183,30 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _claim_is_dead(worker: str | None, last_seen: datetime | None, cutoff: datetime) -> bool:
+    """A claim's holder ("host:pid") is dead: on this host its pid is gone; elsewhere it has
+    not been heard of since `cutoff`. A claim with no holder or no time is dead too (left by
+    a version that did not record them)."""
+    worker_host, _, pid = (worker or "").rpartition(":")
+    if worker_host == socket.gethostname() and pid.isdigit():
+        return not _pid_alive(int(pid))
+    if worker is None or last_seen is None:
+        return True
+    seen = last_seen if last_seen.tzinfo else last_seen.replace(tzinfo=UTC)
+    return seen < cutoff
+
+
 def reclaim_stale_jobs(engine: Engine, lease_s: float) -> int:
     """Put jobs of dead workers back to pending. Returns how many."""
-    host = socket.gethostname()
     cutoff = utcnow() - timedelta(seconds=lease_s)
-    stale: list[int] = []
     with session_scope(engine) as session:
-        for job_id, worker, claimed_at in session.execute(
-            select(Job.id, Job.worker, Job.claimed_at).where(Job.status == JobStatus.running)
-        ):
-            worker_host, _, pid = (worker or "").rpartition(":")
-            if worker_host == host and pid.isdigit():
-                dead = not _pid_alive(int(pid))
-            elif claimed_at is None:
-                dead = True
-            else:
-                claimed = claimed_at if claimed_at.tzinfo else claimed_at.replace(tzinfo=UTC)
-                dead = claimed < cutoff
-            if dead:
-                stale.append(job_id)
+        stale = [
+            job_id
+            for job_id, worker, claimed_at in session.execute(
+                select(Job.id, Job.worker, Job.claimed_at).where(Job.status == JobStatus.running)
+            )
+            if _claim_is_dead(worker, claimed_at, cutoff)
+        ]
         if stale:
             session.execute(
                 update(Job)
@@ -197,11 +216,39 @@ def reclaim_stale_jobs(engine: Engine, lease_s: float) -> int:
     return len(stale)
 
 
+def reclaim_stale_variants(engine: Engine, lease_s: float) -> int:
+    """Put variants claimed by dead workers back to pending. Returns how many.
+
+    A worker renews its claim's heartbeat while its child works, so a long load or compile
+    on another host is not mistaken for a dead worker.
+    """
+    cutoff = utcnow() - timedelta(seconds=lease_s)
+    with session_scope(engine) as session:
+        stale = [
+            variant_id
+            for variant_id, worker, heartbeat_at in session.execute(
+                select(Variant.id, Variant.worker, Variant.heartbeat_at).where(
+                    Variant.status == VariantStatus.running
+                )
+            )
+            if _claim_is_dead(worker, heartbeat_at, cutoff)
+        ]
+        if stale:
+            session.execute(
+                update(Variant)
+                .where(Variant.id.in_(stale), Variant.status == VariantStatus.running)
+                .values(status=VariantStatus.pending, worker=None)
+            )
+    return len(stale)
+
+
 @dataclass
 class WorkerReport:
     generated: int = 0
     variants_done: list[str] = field(default_factory=list)
     variants_failed: dict[str, str] = field(default_factory=dict)
+    # The child process each variant ran in ("host:pid").
+    processes: dict[str, str] = field(default_factory=dict)
 
 
 class Claim(NamedTuple):
@@ -211,8 +258,28 @@ class Claim(NamedTuple):
     seed: int
 
 
+class VariantFailed(RuntimeError):
+    """The variant's child reported a failure or died; `str(err)` is the reason."""
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """What the parent knows of a claimed variant before its child starts."""
+
+    task: VariantTask
+    spec: bm.Variant
+    run_id: int
+    prompt_texts: dict[int, str]
+    total_jobs: int
+    done_jobs: int
+
+
 class Worker:
-    """Executes pending jobs, one variant at a time. Construct, then call `work()`."""
+    """Executes pending jobs, one variant at a time, each in its own child process.
+
+    Construct, then call `work()`. The worker (the parent) claims variants and jobs and
+    writes every result to the database; the child (app/worker/child.py) loads and measures.
+    """
 
     def __init__(
         self,
@@ -222,12 +289,19 @@ class Worker:
         models_dir: Path,
         lease_s: float = 1800.0,
         show_progress: bool = True,
+        lock_dir: Path,
+        wait_for_device: bool = True,
+        cpu_threads: int | None = None,
     ) -> None:
         self.engine = engine
         self.media_dir = media_dir
         self.models_dir = models_dir
         self.lease_s = lease_s
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.lock_dir = lock_dir
+        self.wait_for_device = wait_for_device
+        self.cpu_threads = cpu_threads
+        self.host = socket.gethostname()
+        self.worker_id = f"{self.host}:{os.getpid()}"
         self.progress = Progress(
             TextColumn("[bold]{task.description:<18}"),
             BarColumn(),
@@ -240,32 +314,78 @@ class Worker:
         )
 
     def work(self, run_id: int | None = None, *, retry_failed: bool = False) -> WorkerReport:
-        """Run every pending job (of one run, or of all runs). Returns what was done."""
+        """Run every pending variant (of one run, or of all runs). Returns what was done.
+
+        Raises DeviceBusy if another worker holds the device and wait_for_device is False.
+        """
         reclaim_stale_jobs(self.engine, self.lease_s)
         remove_orphan_temp_files(self.media_dir, _pid_alive)
         if retry_failed:
             self._reset_failed(run_id)
         report = WorkerReport()
         with self.progress:
-            for variant_id in self._variants_with_work(run_id):
-                self._work_variant(variant_id, report)
+            while (candidate := self._next_variant(run_id)) is not None:
+                variant_id, device = candidate
+                # The device first, then the claim: a worker waiting for the device holds no
+                # variant that a worker on another device could run meanwhile.
+                with DeviceLock(
+                    self.lock_dir, device, wait=self.wait_for_device, on_wait=self._say
+                ) as lock:
+                    if self._claim_variant(variant_id):
+                        self._work_variant(variant_id, lock.key, report)
         for rid in self._touched_runs(run_id):
             self._finish_run(rid)
         return report
 
-    # -- selection --------------------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]{message}", highlight=False)
 
-    def _variants_with_work(self, run_id: int | None) -> list[int]:
+    # -- selection and claims ---------------------------------------------------------------
+
+    def _next_variant(self, run_id: int | None) -> tuple[int, str] | None:
+        """The first pending variant and its run's device, after freeing dead workers' claims."""
+        reclaim_stale_variants(self.engine, self.lease_s)
         with session_scope(self.engine) as session:
             query = (
-                select(Variant.id)
+                select(Variant.id, Run.device)
                 .join(Run)
-                .where(Variant.status.not_in([VariantStatus.done, VariantStatus.failed]))
+                .where(Variant.status == VariantStatus.pending)
                 .order_by(Run.id, Variant.position)
+                .limit(1)
             )
             if run_id is not None:
                 query = query.where(Variant.run_id == run_id)
-            return list(session.scalars(query))
+            row = session.execute(query).first()
+            return (row.id, row.device) if row is not None else None
+
+    def _claim_variant(self, variant_id: int) -> bool:
+        """Take the whole variant: one conditional UPDATE, so two workers never both win."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            run_id = conn.scalar(
+                update(Variant)
+                .where(Variant.id == variant_id, Variant.status == VariantStatus.pending)
+                .values(
+                    status=VariantStatus.running,
+                    worker=self.worker_id,
+                    claimed_at=now,
+                    heartbeat_at=now,
+                    process=None,
+                )
+                .returning(Variant.run_id)
+            )
+            if run_id is None:
+                return False
+            conn.execute(update(Run).where(Run.id == run_id).values(status=RunStatus.running))
+        return True
+
+    def _heartbeat(self, variant_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self._owned(variant_id).values(heartbeat_at=utcnow()))
+
+    def _owned(self, variant_id: int) -> Update:
+        """An UPDATE of the variant that applies only while this worker still holds it."""
+        return update(Variant).where(Variant.id == variant_id, Variant.worker == self.worker_id)
 
     def _touched_runs(self, run_id: int | None) -> list[int]:
         with session_scope(self.engine) as session:
@@ -285,14 +405,11 @@ class Worker:
 
     # -- one variant ------------------------------------------------------------------------
 
-    def _work_variant(self, variant_id: int, report: WorkerReport) -> None:
+    def _plan(self, variant_id: int) -> VariantPlan:
         with session_scope(self.engine) as session:
             row = session.get_one(Variant, variant_id)
             run = row.run
             spec = bm.Variant.model_validate(row.config)
-            device, width, height = run.device, run.width, run.height
-            config_dir = Path(run.config_path).parent
-            warmup, repeats = run.warmup, run.repeats
             total = session.scalar(select(func.count()).where(Job.variant_id == variant_id))
             done = session.scalar(
                 select(func.count()).where(
@@ -308,100 +425,112 @@ class Worker:
                     .order_by(Prompt.position)
                 )
             }
-            first_prompt = next(iter(prompt_texts.values()), "")
             first_seed = session.scalars(
                 select(Job.seed).where(Job.variant_id == variant_id).order_by(Job.id)
             ).first()
-            row.status = VariantStatus.running
-            run.status = RunStatus.running
-        task = self.progress.add_task(spec.name, total=total, completed=done or 0, status="loading")
-        try:
-            self._run_variant(
-                variant_id,
-                spec,
-                device=device,
-                size=(width, height),
-                config_dir=config_dir,
-                series=(first_prompt, first_seed or 0, warmup, repeats),
-                prompt_texts=prompt_texts,
-                task=task,
-                report=report,
+            task = VariantTask(
+                variant_id=variant_id,
+                spec=row.config,
+                device=run.device,
+                width=run.width,
+                height=run.height,
+                config_dir=Path(run.config_path).parent,
+                models_dir=self.models_dir,
+                media_dir=self.media_dir,
+                threads=torch_threads(run.device, self.cpu_threads),
+                series_prompt=next(iter(prompt_texts.values()), ""),
+                series_seed=first_seed or 0,
+                warmup=run.warmup,
+                repeats=run.repeats,
             )
-        except Exception as err:
-            reason = _reason(err)
+            return VariantPlan(task, spec, run.id, prompt_texts, total or 0, done or 0)
+
+    def _work_variant(self, variant_id: int, device_key: str, report: WorkerReport) -> None:
+        plan = self._plan(variant_id)
+        name = plan.spec.name
+        task = self.progress.add_task(
+            name, total=plan.total_jobs, completed=plan.done_jobs, status="starting"
+        )
+        try:
+            with (
+                _child_environment(plan.spec) as env,
+                VariantProcess.start(plan.task, env=env) as child,
+            ):
+                process = f"{self.host}:{child.pid}"
+                report.processes[name] = process
+                with self.engine.begin() as conn:
+                    conn.execute(self._owned(variant_id).values(process=process))
+                self.progress.update(task, status=f"loading (pid {child.pid})")
+                self._drive(child, plan, process, device_key, task, report)
+        except (VariantFailed, ChildDied) as err:
+            reason = str(err)
             self._fail_variant(variant_id, reason)
-            report.variants_failed[spec.name] = reason
+            report.variants_failed[name] = reason
             self.progress.update(task, status=f"[red]failed: {reason[:60]}")
             return
-        report.variants_done.append(spec.name)
+        report.variants_done.append(name)
         self.progress.update(task, status="[green]done")
 
-    def _run_variant(
+    def _drive(
         self,
-        variant_id: int,
-        spec: bm.Variant,
-        *,
-        device: str,
-        size: tuple[int, int],
-        config_dir: Path,
-        series: tuple[str, int, int, int],
-        prompt_texts: dict[int, str],
+        child: VariantProcess,
+        plan: VariantPlan,
+        process: str,
+        device_key: str,
         task: TaskID,
         report: WorkerReport,
     ) -> None:
-        width, height = size
-        series_prompt, series_seed, warmup, repeats = series
-        reset_peak_memory(device)
+        """Load, generate the pending images, time the series: the parent's side."""
+        variant_id = plan.task.variant_id
 
-        # 1. Load (and optimize) the pipeline.
-        pipe, load_s = timed(
-            lambda: pipelines.load_pipeline(
-                spec, device=device, models_dir=self.models_dir, config_dir=config_dir
-            ),
-            device,
-        )
+        # 1. The child loads the pipeline and makes the first call.
+        loaded = self._expect(child, Loaded, variant_id)
+        self._record_loaded(variant_id, loaded)
 
-        def call(prompt: str, seed: int) -> Image.Image:
-            return pipelines.generate(
-                pipe, spec, prompt=prompt, seed=seed, width=width, height=height
-            )
-
-        # 2. The first call pays for compilation, autotuning and lazy init: time it apart.
-        self.progress.update(task, status="first call")
-        _, compile_s = timed(lambda: call(series_prompt, series_seed), device)
-        with session_scope(self.engine) as session:
-            row = session.get_one(Variant, variant_id)
-            row.load_s, row.compile_s = load_s, compile_s
-            row.environment = capture_environment(device) | {"dtype": spec.dtype}
-            session.get_one(Run, row.run_id).environment = row.environment
-
-        # 3. One image per pending job, stored before the next one starts. (A writer thread
-        # that encodes while the next image generates was tried: on the CPU it made the
-        # recorded latencies 40% slower than a bare loop's by competing for the cores, and
-        # the latency is this tool's product. docs/benchmarks.md has the figures.)
+        # 2. One image per pending job, each stored before the next one is ordered. (A
+        # writer thread that encodes while the next image generates was tried: on the CPU it
+        # made the recorded latencies 40% slower than a bare loop's by competing for the
+        # cores, and the latency is this tool's product. docs/benchmarks.md has the figures.)
         self.progress.update(task, status="generating")
         while (claim := self._claim(variant_id)) is not None:
-            prompt = prompt_texts[claim.prompt_id]
+            stem = f"runs/{claim.run_id}/{plan.spec.name}/{claim.job_id}"
             try:
-                image, latency_s = timed(lambda: call(prompt, claim.seed), device)  # noqa: B023
-                self._store(claim, variant_id, spec, image, latency_s)
+                child.send(
+                    JobOrder(claim.job_id, stem, plan.prompt_texts[claim.prompt_id], claim.seed)
+                )
+                image = self._expect(child, ImageDone, variant_id)
+                self._store(claim, variant_id, plan.spec, image, process)
             except BaseException:
                 self._release(claim.job_id)
                 raise
             report.generated += 1
             self.progress.advance(task)
 
-        # 4. Steady state: warm-up calls, then timed repeats of one prompt.
+        # 3. Steady state: warm-up calls, then timed repeats of one prompt.
         self.progress.update(task, status="steady-state timing")
-        for _ in range(warmup):
-            call(series_prompt, series_seed)
-        samples = [
-            timed(lambda: call(series_prompt, series_seed), device)[1] for _ in range(repeats)
-        ]
-        peak_gb, peak_kind = peak_memory_gb(device)
-        self._finish_variant(variant_id, LatencyStats.of(samples), warmup, peak_gb, peak_kind)
+        child.send(SeriesOrder())
+        series = self._expect(child, SeriesDone, variant_id)
+        self._finish_variant(variant_id, series, plan.task.warmup, device_key, process)
+
+    def _expect(self, child: VariantProcess, kind: type[T], variant_id: int) -> T:
+        message = child.receive(on_idle=lambda: self._heartbeat(variant_id))
+        if isinstance(message, ChildFailed):
+            raise VariantFailed(message.reason)
+        if not isinstance(message, kind):
+            raise VariantFailed(f"child sent {type(message).__name__}, expected {kind.__name__}")
+        return message
 
     # -- database steps, each one short transaction -----------------------------------------
+
+    def _record_loaded(self, variant_id: int, loaded: Loaded) -> None:
+        with session_scope(self.engine) as session:
+            row = session.get_one(Variant, variant_id)
+            row.load_s, row.compile_s = loaded.load_s, loaded.compile_s
+            row.load_peak_gb, row.peak_mem_kind = loaded.load_peak_gb, loaded.peak_kind
+            row.compile_cache = loaded.compile_cache
+            row.environment = loaded.environment
+            session.get_one(Run, row.run_id).environment = loaded.environment
+            row.heartbeat_at = utcnow()
 
     def _claim(self, variant_id: int) -> Claim | None:
         """Take the next pending job of the variant: one conditional UPDATE, so two workers
@@ -439,12 +568,11 @@ class Worker:
             )
 
     def _store(
-        self, claim: Claim, variant_id: int, spec: bm.Variant, image: Image.Image, latency_s: float
+        self, claim: Claim, variant_id: int, spec: bm.Variant, image: ImageDone, process: str
     ) -> None:
-        """Write the image files, then record the result and mark the job done in one
+        """Record the result (the child wrote the files) and mark the job done in one
         transaction (Core statements: this runs once per image, beside the generation)."""
-        stem = f"runs/{claim.run_id}/{spec.name}/{claim.job_id}"
-        stored = store_image(image, self.media_dir, stem)
+        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(
                 insert(Generation).values(
@@ -453,9 +581,9 @@ class Worker:
                     variant_id=variant_id,
                     prompt_id=claim.prompt_id,
                     seed=claim.seed,
-                    image_path=stored.image_path,
-                    thumb_path=stored.thumb_path,
-                    image_sha256=stored.sha256,
+                    image_path=image.stored.image_path,
+                    thumb_path=image.stored.thumb_path,
+                    image_sha256=image.stored.sha256,
                     width=image.width,
                     height=image.height,
                     model=spec.model,
@@ -465,26 +593,27 @@ class Worker:
                     dtype=spec.dtype,
                     lora=spec.lora.model_dump() if spec.lora else None,
                     optimizations=spec.optimizations,
-                    latency_s=latency_s,
-                    created_at=utcnow(),
+                    latency_s=image.latency_s,
+                    process=process,
+                    created_at=now,
                 )
             )
             conn.execute(
                 update(Job)
                 .where(Job.id == claim.job_id)
-                .values(status=JobStatus.done, error=None, finished_at=utcnow())
+                .values(status=JobStatus.done, error=None, finished_at=now)
             )
+            conn.execute(self._owned(variant_id).values(heartbeat_at=now))
 
     def _finish_variant(
-        self,
-        variant_id: int,
-        steady: LatencyStats,
-        warmup: int,
-        peak_gb: float,
-        peak_kind: str,
+        self, variant_id: int, series: SeriesDone, warmup: int, device_key: str, process: str
     ) -> None:
+        """Store the timing summaries and mark the variant done: idempotent, and only while
+        this worker holds the claim (a worker that lost it must not overwrite the winner)."""
         with session_scope(self.engine) as session:
             row = session.get_one(Variant, variant_id)
+            if row.worker != self.worker_id:
+                raise VariantFailed("the claim was lost (lease expired) before the series ended")
             latencies = list(
                 session.scalars(
                     select(Generation.latency_s).where(Generation.variant_id == variant_id)
@@ -493,29 +622,47 @@ class Worker:
             for old in list(row.timings):
                 session.delete(old)
             session.flush()
-            row.timings.append(_summary("steady_state", steady, warmup))
+            row.timings.append(
+                _summary(
+                    "steady_state",
+                    LatencyStats.of(series.samples_s),
+                    warmup,
+                    series.series,
+                    device_key,
+                    process,
+                )
+            )
             if latencies:
-                row.timings.append(_summary("per_image", LatencyStats.of(latencies), 0))
-            row.peak_mem_gb, row.peak_mem_kind = peak_gb, peak_kind
+                row.timings.append(
+                    _summary(
+                        "per_image",
+                        LatencyStats.of(latencies),
+                        0,
+                        series.images,
+                        device_key,
+                        process,
+                    )
+                )
+            row.peak_mem_gb, row.peak_mem_kind = series.peak_gb, series.peak_kind
             pending = session.scalar(
                 select(func.count()).where(
                     Job.variant_id == variant_id, Job.status != JobStatus.done
                 )
             )
-            # Another worker may still hold some of this variant's jobs.
             row.status = VariantStatus.done if pending == 0 else VariantStatus.pending
             row.error = None
 
     def _fail_variant(self, variant_id: int, reason: str) -> None:
         with session_scope(self.engine) as session:
-            row = session.get_one(Variant, variant_id)
-            row.status = VariantStatus.failed
-            row.error = reason
-            session.execute(
-                update(Job)
-                .where(Job.variant_id == variant_id, Job.status == JobStatus.pending)
-                .values(status=JobStatus.failed, error=f"variant failed: {reason}")
+            failed = session.execute(
+                self._owned(variant_id).values(status=VariantStatus.failed, error=reason)
             )
+            if failed.rowcount:  # type: ignore[attr-defined]
+                session.execute(
+                    update(Job)
+                    .where(Job.variant_id == variant_id, Job.status == JobStatus.pending)
+                    .values(status=JobStatus.failed, error=f"variant failed: {reason}")
+                )
 
     def _finish_run(self, run_id: int) -> None:
         with session_scope(self.engine) as session:
@@ -536,8 +683,29 @@ class Worker:
                 run.finished_at = utcnow()
 
 
-def _summary(kind: str, stats: LatencyStats, warmup: int) -> TimingSummary:
-    return TimingSummary(
+@contextmanager
+def _child_environment(spec: bm.Variant) -> Iterator[dict[str, str]]:
+    """The child's environment: ours, plus a fresh, empty Inductor/Triton cache folder when
+    the variant asks for a cold compile (removed once the child is gone)."""
+    env = dict(os.environ)
+    if spec.compile is None or not spec.compile.fresh_cache:
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix="flux-playground-inductor-") as cache:
+        env["TORCHINDUCTOR_CACHE_DIR"] = cache
+        env["TRITON_CACHE_DIR"] = str(Path(cache) / "triton")
+        yield env
+
+
+def _summary(
+    kind: str,
+    stats: LatencyStats,
+    warmup: int,
+    phase: PhaseReport | None,
+    device_key: str,
+    process: str,
+) -> TimingSummary:
+    summary = TimingSummary(
         kind=kind,
         n=stats.n,
         warmup=warmup,
@@ -547,13 +715,14 @@ def _summary(kind: str, stats: LatencyStats, warmup: int) -> TimingSummary:
         latency_mean_s=stats.mean_s,
         latency_min_s=stats.min_s,
         latency_max_s=stats.max_s,
+        device_key=device_key,
     )
-
-
-def _reason(err: BaseException) -> str:
-    """One line for users: the exception's own message, with its type when it has none."""
-    if isinstance(err, pipelines.VariantUnavailable):
-        return str(err)
-    text = " ".join(str(err).split())
-    name = type(err).__name__
-    return f"{name}: {text}"[:500] if text else name
+    if phase is not None:  # None: every image came from an earlier child (a resumed run)
+        summary.process = process
+        summary.started_at = datetime.fromtimestamp(phase.started_at, UTC)
+        summary.finished_at = datetime.fromtimestamp(phase.finished_at, UTC)
+        summary.recompiles = phase.recompiles
+        summary.graph_breaks = phase.graph_breaks
+        summary.contention = phase.contention
+        summary.contended = bool(phase.contention and phase.contention["contended"])
+    return summary

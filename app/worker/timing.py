@@ -3,6 +3,8 @@ peak memory and the environment the numbers were measured in."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import resource
@@ -11,12 +13,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
 T = TypeVar("T")
@@ -37,45 +38,88 @@ def timed(fn: Callable[[], T], device: str) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
-@dataclass(frozen=True)
-class LatencyStats:
-    n: int
-    median_s: float
-    p10_s: float
-    p90_s: float
-    mean_s: float
-    min_s: float
-    max_s: float
-
-    @classmethod
-    def of(cls, samples: Sequence[float]) -> LatencyStats:
-        if not samples:
-            raise ValueError("no latency samples")
-        values = np.asarray(samples, dtype=float)
-        p10, median, p90 = np.percentile(values, [10, 50, 90])
-        return cls(
-            n=len(values),
-            median_s=float(median),
-            p10_s=float(p10),
-            p90_s=float(p90),
-            mean_s=float(values.mean()),
-            min_s=float(values.min()),
-            max_s=float(values.max()),
-        )
+# Linux resets a process's peak RSS (VmHWM) when "5" is written to its clear_refs (4.0+).
+_CLEAR_REFS = "/proc/self/clear_refs"
+_STATUS = "/proc/self/status"
 
 
 def reset_peak_memory(device: str) -> None:
+    """Start a new peak: the load peak and the steady-state peak are read apart."""
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        with open(_CLEAR_REFS, "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass  # peak_memory_gb then reports the lifetime peak, and says so in its kind
 
 
 def peak_memory_gb(device: str) -> tuple[float, str]:
-    """Peak memory and what it measures. The two kinds are not comparable with each other."""
+    """Peak memory since the last reset, and what it measures (kinds are not comparable)."""
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 1e9, "cuda_max_memory_allocated"
-    # ru_maxrss is in KiB on Linux. It is the process's lifetime peak, so a later variant
-    # in the same worker reports at least the earlier one's figure.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, "process_peak_rss"
+    try:
+        with open(_STATUS, encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e9, "process_peak_rss"
+    except OSError:
+        pass
+    # ru_maxrss (KiB on Linux) cannot be reset: the process's lifetime peak.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    return peak, "process_lifetime_peak_rss"
+
+
+@dataclass(frozen=True)
+class CompileCounters:
+    """torch.compile's process-wide counters: graphs compiled, graph breaks, and Inductor's
+    FX-graph cache hits and misses. Differences between two readings say what a phase
+    compiled; a fresh process (one per variant) starts them at zero."""
+
+    graphs: int = 0
+    graph_breaks: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @classmethod
+    def now(cls) -> CompileCounters:
+        from torch._dynamo.utils import counters
+
+        return cls(
+            graphs=int(counters["stats"]["unique_graphs"]),
+            graph_breaks=int(sum(counters["graph_break"].values())),
+            cache_hits=int(counters["inductor"]["fxgraph_cache_hit"]),
+            cache_misses=int(counters["inductor"]["fxgraph_cache_miss"]),
+        )
+
+    def since(self, earlier: CompileCounters) -> CompileCounters:
+        return CompileCounters(
+            graphs=self.graphs - earlier.graphs,
+            graph_breaks=self.graph_breaks - earlier.graph_breaks,
+            cache_hits=self.cache_hits - earlier.cache_hits,
+            cache_misses=self.cache_misses - earlier.cache_misses,
+        )
+
+    @property
+    def cache_state(self) -> str | None:
+        """How warm Inductor's cache was for the graphs compiled: None if none was."""
+        if not self.cache_hits and not self.cache_misses:
+            return None
+        if not self.cache_hits:
+            return "cold"
+        return "warm" if not self.cache_misses else "partial"
+
+
+def inductor_config() -> dict[str, str]:
+    """Inductor's global settings as text, to show that no variant inherits another's."""
+    import torch._inductor.config as inductor
+
+    return {key: repr(value) for key, value in sorted(inductor.get_config_copy().items())}
+
+
+def digest(values: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _version(package: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from torchao.quantization import Int8Tensor
 from app.benchmark import CacheSpec, CompileSpec, LoraSpec, Variant
 from app.worker.pipelines import (
     VariantUnavailable,
+    check_environment,
     generate,
     load_pipeline,
     set_cpu_threads,
@@ -216,6 +218,47 @@ def test_fuse_qkv_fuses_projections(
     assert all(attn.fused_projections and hasattr(attn, "to_qkv") for attn in double + single)
     assert all(hasattr(attn, "to_added_qkv") for attn in double)
     assert np.abs(fused - plain).max() <= 1
+    # The unfused projections are gone: the fused model has exactly the plain one's weights.
+    unfused = ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj")
+    assert not any(hasattr(attn, name) for attn in double + single for name in unfused)
+    plain_pipe = _load(_variant(), tiny_models)
+    assert _parameters(pipe) == _parameters(plain_pipe)
+
+
+def _parameters(pipe: FluxPipeline) -> int:
+    return sum(p.numel() for p in pipe.transformer.parameters())
+
+
+def _write_lora(tiny_models: Path, folder: Path, rename: Callable[[str], str]) -> Path:
+    """The tiny Turbo LoRA with its keys renamed: a LoRA made for another model."""
+    from safetensors.torch import load_file, save_file
+
+    source = tiny_models / "tiny-flux-dev-turbo-lora" / "pytorch_lora_weights.safetensors"
+    out = folder / "other-lora.safetensors"
+    save_file({rename(key): value for key, value in load_file(source).items()}, out)
+    return out
+
+
+def test_lora_matching_no_layer_fails_naming_it(tiny_models: Path, tmp_path: Path) -> None:
+    path = _write_lora(tiny_models, tmp_path, lambda key: key.replace("attn.", "attention."))
+    variant = _variant(lora=LoraSpec(path=str(path)))
+
+    with pytest.raises(VariantUnavailable, match=rf"LoRA {path} matches no layer"):
+        load_pipeline(variant, device="cpu", models_dir=tiny_models, config_dir=tmp_path)
+
+
+def test_lora_with_unused_layers_fails_counting_them(tiny_models: Path, tmp_path: Path) -> None:
+    # Only the first double block's q projection points at a layer that does not exist.
+    q = "transformer.transformer_blocks.0.attn.to_q."
+    path = _write_lora(
+        tiny_models,
+        tmp_path,
+        lambda key: key.replace(q, q.replace("to_q", "to_z")) if key.startswith(q) else key,
+    )
+    variant = _variant(lora=LoraSpec(path=str(path)))
+
+    with pytest.raises(VariantUnavailable, match=r"1 of its \d+ layers match nothing.*to_z"):
+        load_pipeline(variant, device="cpu", models_dir=tiny_models, config_dir=tmp_path)
 
 
 def test_all_eager_optimizations_together(
@@ -255,6 +298,17 @@ def test_load_pipeline_onediff_unavailable(tiny_models: Path) -> None:
 
     with pytest.raises(VariantUnavailable, match="onediff"):
         _load(variant, tiny_models)
+
+
+def test_check_environment_onediff_names_the_missing_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As on a CUDA machine without onediff: the check names nexfort too, before any load.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    variant = _variant(compile=CompileSpec(backend="onediff", onediff_backend="nexfort"))
+
+    with pytest.raises(VariantUnavailable, match="needs onediffx and nexfort"):
+        check_environment(variant, "cuda")
 
 
 def test_load_pipeline_fp8_on_cpu_unavailable(tiny_models: Path) -> None:

@@ -85,7 +85,13 @@ def make_config(
 
 def run_benchmark(engine: Engine, bench: Benchmark, media: Path, models: Path) -> int:
     run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path, limit=bench.prompt_limit))
-    Worker(engine, media_dir=media, models_dir=models, show_progress=False).work(run_id)
+    Worker(
+        engine,
+        media_dir=media,
+        models_dir=models,
+        show_progress=False,
+        lock_dir=media.parent / "locks",
+    ).work(run_id)
     return run_id
 
 

@@ -1,0 +1,235 @@
+"""One child process per variant: the parent's handle on it, and the messages they exchange.
+
+Every variant loads, compiles, warms up, is timed and generates in a fresh process
+(`python -m app.worker.child`), so no CUDA memory, dynamo cache, Inductor setting, allocator
+state or peak-memory counter of one variant survives into the next one's figures
+(DESIGN.md, rule 9). The parent keeps the database and the claims; the child keeps the
+pipeline. They speak over a pipe:
+
+    child  -> Loaded                 after the load and the first call
+    parent -> JobOrder  (repeated)   child -> ImageDone
+    parent -> SeriesOrder            child -> SeriesDone
+    parent -> None                   child exits 0
+
+A child that raises sends ChildFailed with the reason. A child that dies without a word
+(CUDA OOM killer, segfault, os._exit, SIGKILL) is noticed by the parent, which names the
+exit code or signal and the last line the child wrote to stderr. The child dies with its
+parent (PR_SET_PDEATHSIG), so killing a worker never leaves a process holding the GPU.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from app.worker.images import StoredImage
+
+# How long the parent waits for a child to exit after telling it to, before killing it.
+EXIT_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class VariantTask:
+    """Everything the child needs to load and measure one variant (picklable, no torch)."""
+
+    variant_id: int
+    spec: dict[str, Any]  # app.benchmark.Variant as JSON
+    device: str
+    width: int
+    height: int
+    config_dir: Path
+    models_dir: Path
+    media_dir: Path
+    threads: int | None  # torch threads; None: torch's default (CUDA with no setting)
+    # The steady-state series: one prompt and seed, warm-up calls, timed calls.
+    series_prompt: str
+    series_seed: int
+    warmup: int
+    repeats: int
+
+
+@dataclass(frozen=True)
+class Loaded:
+    pid: int
+    load_s: float
+    compile_s: float
+    load_peak_gb: float
+    peak_kind: str
+    compile_cache: str | None
+    environment: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobOrder:
+    job_id: int
+    stem: str  # where the image goes, relative to the media folder
+    prompt: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ImageDone:
+    job_id: int
+    stored: StoredImage
+    width: int
+    height: int
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class SeriesOrder:
+    pass
+
+
+@dataclass(frozen=True)
+class PhaseReport:
+    """How cleanly a phase ran: graphs compiled and graph breaks in it, and contention."""
+
+    recompiles: int
+    graph_breaks: int
+    contention: dict[str, Any] | None
+    started_at: float  # epoch seconds
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class SeriesDone:
+    samples_s: list[float]
+    series: PhaseReport
+    images: PhaseReport | None  # None when this child generated no image
+    peak_gb: float
+    peak_kind: str
+
+
+@dataclass(frozen=True)
+class ChildFailed:
+    reason: str
+
+
+class ChildDied(RuntimeError):
+    """The child exited without answering; `str(err)` says how."""
+
+
+@dataclass
+class VariantProcess:
+    """The parent's handle: start with `VariantProcess.start(task)`, use as a context manager
+    (leaving it stops the child, killing it if it does not exit), talk with send/receive."""
+
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    _stderr_tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=20)
+    )
+    _reader: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, task: VariantTask, *, env: dict[str, str] | None = None) -> VariantProcess:
+        parent_end, child_end = _pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.worker.child", str(child_end.fileno()), str(os.getpid())],
+            env=env,
+            pass_fds=(child_end.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        child_end.close()
+        handle = cls(process, parent_end)
+        handle._reader = threading.Thread(
+            target=handle._pump_stderr, args=(process.stderr,), daemon=True
+        )
+        handle._reader.start()
+        handle.conn.send(task)
+        return handle
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, message: object) -> None:
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            raise ChildDied(self._death_reason()) from None
+
+    def receive(self, *, on_idle: Callable[[], None] = lambda: None, idle_s: float = 5.0) -> Any:
+        """The child's next message; `on_idle` runs every `idle_s` while it works (heartbeats).
+        Raises ChildDied if the child exits without one."""
+        last_idle = time.monotonic()
+        while True:
+            if self.conn.poll(0.2):
+                try:
+                    return self.conn.recv()
+                except (EOFError, ConnectionResetError, OSError):
+                    raise ChildDied(self._death_reason()) from None
+            if self.process.poll() is not None and not self.conn.poll(0):
+                raise ChildDied(self._death_reason())
+            if time.monotonic() - last_idle >= idle_s:
+                on_idle()
+                last_idle = time.monotonic()
+
+    def __enter__(self) -> VariantProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Tell the child to exit; kill it if it does not within EXIT_GRACE_S."""
+        if self.process.poll() is None:
+            try:
+                self.conn.send(None)
+                self.process.wait(timeout=EXIT_GRACE_S)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self.conn.close()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    def _pump_stderr(self, stream: IO[bytes]) -> None:
+        """Forward the child's stderr to ours (download bars, warnings) and keep its tail."""
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace")
+            sys.stderr.write(line)
+            if line.strip():
+                self._stderr_tail.append(line.strip())
+        stream.close()
+
+    def _death_reason(self) -> str:
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # the last lines it wrote
+        if code < 0:
+            how = f"child process killed by {signal.Signals(-code).name}"
+            if -code == signal.SIGKILL:
+                how += " (out of host memory? the kernel's OOM killer sends SIGKILL)"
+        else:
+            how = f"child process exited with code {code}"
+        last = self._stderr_tail[-1] if self._stderr_tail else ""
+        return f"{how}: {last}"[:500] if last else how
+
+
+def _pipe() -> tuple[Connection, Connection]:
+    from multiprocessing import Pipe
+
+    return Pipe(duplex=True)

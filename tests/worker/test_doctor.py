@@ -1,0 +1,287 @@
+"""`flux-playground doctor`: real config files, this machine's torch, the console script as a
+user runs it. A GPU this machine lacks is described as data to the pure checks."""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.benchmark import Benchmark, load_benchmark
+from app.worker.doctor import (
+    FLUX_DOWNLOAD_GB,
+    LORA_GB,
+    TINY_GB,
+    Gpu,
+    Status,
+    TorchFacts,
+    cached_gb,
+    check_cache,
+    check_disk_weights,
+    check_fp8,
+    check_gpu,
+    check_hub_access,
+    check_memory,
+    check_onediff,
+    check_token,
+    estimate_memory,
+    hub_repos,
+    media_gb,
+    to_download,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "flux-playground"
+FLUX = ROOT / "configs" / "flux.toml"
+DEMO_TEXT = (ROOT / "configs" / "demo.toml").read_text()
+PROMPTS = ROOT / "prompts" / "parti-64.tsv"
+SCHNELL = "black-forest-labs/FLUX.1-schnell"
+DEV = "black-forest-labs/FLUX.1-dev"
+TURBO = "alimama-creative/FLUX.1-Turbo-Alpha"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Never the network; an empty HF cache, so what is "cached" does not depend on the host.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+
+
+def doctor(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "FLUX_PLAYGROUND_MEDIA_DIR": str(tmp_path / "media"),
+        "COLUMNS": "400",  # one table row per line
+    }
+    return subprocess.run(
+        [str(CLI), "doctor", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def table(stdout: str) -> dict[str, tuple[str, str]]:
+    """check name -> (mark, detail), from the Rich table's `│ mark │ name │ detail │` lines."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) == 3 and cells[1]:
+            rows[cells[1]] = (cells[0], cells[2])
+    return rows
+
+
+def demo_config(tmp_path: Path, text: str = DEMO_TEXT) -> Path:
+    path = tmp_path / "demo.toml"
+    path.write_text(text.replace("../prompts/parti-64.tsv", str(PROMPTS)))
+    return path
+
+
+def flux() -> Benchmark:
+    return load_benchmark(FLUX)
+
+
+def test_doctor_demo_config_passes_on_cpu(tmp_path: Path) -> None:
+    result = doctor(tmp_path, str(demo_config(tmp_path)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = table(result.stdout)
+    assert rows["CUDA"] == ("–", "not needed: device cpu")
+    assert rows["torch"][0] == "✓"
+    assert rows["compiler"][0] == "✓"  # the demo compiles on the CPU: Inductor needs g++
+    for name in ("schnell", "schnell-fast", "dev", "dev-turbo", "dev-fast"):
+        assert rows[f"memory: {name}"][0] == "✓"
+    assert "✗" not in {mark for mark, _ in rows.values()}
+    assert "every check this config needs passes" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asserts what a machine without CUDA gets")
+def test_doctor_flux_config_fails_without_cuda(tmp_path: Path) -> None:
+    result = doctor(tmp_path)  # the default config: configs/flux.toml
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = table(result.stdout)
+    assert rows["CUDA"][0] == "✗"
+    assert "no CUDA GPU" in rows["CUDA"][1]
+    for variant in flux().variants:
+        mark, detail = rows[f"memory: {variant.name}"]
+        assert mark == "✗"
+        assert "no CUDA GPU" in detail
+    mark, detail = rows["fp8"]
+    assert mark == "✗"
+    assert "dev-fp8" in detail
+    assert "Hub access" in rows  # skipped offline, one row
+    assert rows["Hub access"][0] == "–"
+    assert "failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_broken_config_exits_2(tmp_path: Path) -> None:
+    path = demo_config(tmp_path, DEMO_TEXT.replace("steps = 4\n", "steps = 4\nstepz = 3\n", 1))
+    result = doctor(tmp_path, str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: {path}:26: variants[0].stepz: unknown key"]
+    assert result.stdout == ""
+
+
+def test_doctor_estimate_memory_dev_bf16_and_quantized() -> None:
+    bench = flux()
+    dev = estimate_memory(bench.variant("dev"), 1024, 1024)
+    assert dev is not None
+    assert dev.activation_gb == pytest.approx(2.0)
+    assert dev.steady_gb - dev.activation_gb == pytest.approx(33.7, abs=0.05)
+    int8 = estimate_memory(
+        bench.variant("dev").model_copy(update={"quantize": "int8_weight_only"}), 1024, 1024
+    )
+    fp8 = estimate_memory(bench.variant("dev-fp8"), 1024, 1024)
+    assert int8 is not None and fp8 is not None
+    assert int8.peak_gb == pytest.approx(dev.peak_gb - 11.9, abs=0.05)
+    assert fp8.peak_gb == pytest.approx(int8.peak_gb)
+    small = estimate_memory(bench.variant("dev"), 512, 512)
+    assert small is not None and small.activation_gb == pytest.approx(0.5)
+    # A LoRA is fused with the whole transformer on the device, before quantizing.
+    turbo_int8 = estimate_memory(
+        bench.variant("dev-turbo").model_copy(update={"quantize": "int8_dynamic"}), 1024, 1024
+    )
+    assert turbo_int8 is not None and turbo_int8.load_gb == pytest.approx(23.8 + LORA_GB)
+
+
+def test_doctor_estimate_memory_tiny_and_unknown() -> None:
+    bench = flux()
+    tiny = estimate_memory(bench.variant("dev").model_copy(update={"model": "tiny:dev"}), 256, 256)
+    assert tiny is not None and tiny.peak_gb <= TINY_GB
+    other = bench.variant("dev").model_copy(update={"model": "someone/other-model"})
+    assert estimate_memory(other, 1024, 1024) is None
+    rows = check_memory(bench.model_copy(update={"variants": [other]}), no_gpu(), ram_gb=8.0)
+    assert rows[0].status is Status.SKIP
+    assert rows[0].detail.startswith("unknown model: no estimate")
+
+
+def no_gpu() -> TorchFacts:
+    return TorchFacts("2.13.0+cpu", None, False, None, None)
+
+
+def with_gpu(name: str, capability: tuple[int, int], free_gb: float) -> TorchFacts:
+    gpu = Gpu(name, capability, total_gb=free_gb + 1, free_gb=free_gb, bf16=True)
+    return TorchFacts("2.13.0+cu128", "12.8", True, "570.124", gpu)
+
+
+def test_doctor_gpu_rules_on_described_gpus() -> None:
+    bench = flux()
+    h100 = with_gpu("NVIDIA H100 80GB HBM3", (9, 0), free_gb=79.0)
+    assert check_fp8(bench, h100).status is Status.OK
+    assert all(row.status is Status.OK for row in check_memory(bench, h100, ram_gb=200))
+    gpu = check_gpu(bench, h100)
+    assert gpu.status is Status.OK and "edit it" not in gpu.detail
+
+    a100 = with_gpu("NVIDIA A100-SXM4-40GB", (8, 0), free_gb=39.5)
+    fp8 = check_fp8(bench, a100)
+    assert fp8.status is Status.FAIL
+    assert "8.0" in fp8.detail and "dev-fp8" in fp8.detail
+    assert "edit it" in check_gpu(bench, a100).detail  # costs would name the wrong GPU
+
+    small = with_gpu("NVIDIA L4", (8, 9), free_gb=22.0)
+    memory = {row.name: row for row in check_memory(bench, small, ram_gb=200)}
+    assert memory["memory: dev"].status is Status.FAIL
+    assert "needs ~35.7 GB at 1024x1024" in memory["memory: dev"].detail
+    assert "22.0 GB free on the GPU" in memory["memory: dev"].detail
+    assert check_fp8(bench, small).status is Status.OK
+
+
+def test_doctor_onediff_names_missing_package() -> None:
+    if importlib.util.find_spec("onediffx") is not None:
+        pytest.skip("onediffx is installed here")
+    check = check_onediff(flux())
+    assert check.status is Status.FAIL
+    assert "dev-onediff" in check.detail
+    assert "onediffx" in check.detail
+    assert "pip install 'flux-playground[onediff]'" in check.detail
+
+
+def test_doctor_hub_token_and_offline(tmp_path: Path) -> None:
+    repos = hub_repos(flux())
+    assert repos == [SCHNELL, DEV, TURBO]
+    assert hub_repos(load_benchmark(demo_config(tmp_path))) == []
+    token = check_token(repos, None)
+    assert token.status is Status.FAIL and DEV in token.detail
+    assert check_token(repos, "hf_example").status is Status.OK
+    assert check_token([SCHNELL], None).status is Status.SKIP  # public: no token needed
+    (offline,) = check_hub_access(repos, None, "HF_HUB_OFFLINE is set")
+    assert offline.status is Status.SKIP and offline.detail.startswith("offline:")
+
+
+class LoopbackHub(http.server.BaseHTTPRequestHandler):
+    """The Hub's auth-check answers, served on 127.0.0.1: FLUX.1-dev gated (403 GatedRepo),
+    the LoRA not found (404 RepoNotFound), anything else readable."""
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        status, code = 200, None
+        if "FLUX.1-dev" in self.path:
+            status, code = 403, "GatedRepo"
+        elif "Turbo-Alpha" in self.path:
+            status, code = 404, "RepoNotFound"
+        body = json.dumps({"error": code} if code else {}).encode()
+        self.send_response(status)
+        if code:
+            self.send_header("X-Error-Code", code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback_hub() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LoopbackHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_doctor_hub_access_online(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_hub: str
+) -> None:
+    # Online, but only to a Hub on this machine's loopback.
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", loopback_hub)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    rows = table(doctor(tmp_path).stdout)
+    assert rows[f"Hub: {SCHNELL}"][0] == "✓"
+    mark, detail = rows[f"Hub: {DEV}"]
+    assert mark == "✗" and detail.startswith("gated: accept the licence")
+    assert rows[f"Hub: {TURBO}"] == ("✗", "not found, or private and the token cannot read it")
+    assert rows["HF cache"][0] == "✓"  # not cached, but the run may download it
+
+
+def test_doctor_cache_and_disk(tmp_path: Path) -> None:
+    bench = flux()
+    repos = hub_repos(bench)
+    cached = cached_gb(repos, tmp_path / "hf-cache")  # no cache folder yet
+    assert cached == {}
+    missing = to_download(bench, repos, cached)
+    assert missing == {SCHNELL: FLUX_DOWNLOAD_GB, DEV: FLUX_DOWNLOAD_GB, TURBO: LORA_GB}
+    # HF_HUB_OFFLINE is set: an uncached model cannot load at all.
+    assert check_cache(repos, cached, missing).status is Status.FAIL
+    assert check_disk_weights(missing, tmp_path, free_gb=50.0, any_hub=True).status is Status.FAIL
+    assert check_disk_weights(missing, tmp_path, free_gb=100.0, any_hub=True).status is Status.OK
+
+    partly = to_download(bench, repos, {SCHNELL: 33.6, DEV: 10.0})
+    assert SCHNELL not in partly  # within the rounding of the public figure
+    assert partly[DEV] == pytest.approx(FLUX_DOWNLOAD_GB - 10.0)
+    images, gb = media_gb(bench, 64)
+    assert images == 64 * 7
+    assert gb == pytest.approx(448 * 1.5 / 1000)

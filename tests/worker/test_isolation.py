@@ -1,0 +1,255 @@
+"""One child process per variant, and what that guarantees: each variant's figures come from
+a process of its own, a crashing child fails only its variant, no global torch state crosses
+from one variant to the next, and two workers share a run without sharing a device."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from app.db import make_engine, session_scope
+from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant, VariantStatus
+from app.prompts import load_prompts
+from app.worker.runner import Worker, enqueue_run
+from tests.worker.test_runner import CLI, make_config, run_benchmark
+
+
+def _variants(engine: Engine) -> dict[str, Variant]:
+    with session_scope(engine) as session:
+        rows = session.scalars(select(Variant)).all()
+        for row in rows:
+            _ = row.timings  # loaded before the session closes
+        session.expunge_all()
+        return {row.name: row for row in rows}
+
+
+def _pid(process: str | None) -> int:
+    assert process is not None
+    return int(process.rpartition(":")[2])
+
+
+def test_isolation_each_variant_runs_in_its_own_child_process(
+    engine: Engine, tmp_path: Path, tiny_models: Path
+) -> None:
+    bench = make_config(tmp_path, limit=2)
+    run_benchmark(engine, bench, tmp_path / "media", tiny_models)
+
+    variants = _variants(engine)
+    pids = {name: _pid(v.process) for name, v in variants.items()}
+    assert len(set(pids.values())) == 2
+    assert os.getpid() not in pids.values()
+    with session_scope(engine) as session:
+        for name, variant in variants.items():
+            made_by = set(
+                session.scalars(
+                    select(Generation.process).where(Generation.variant_id == variant.id)
+                )
+            )
+            assert made_by == {variant.process}, name
+            steady = variant.timing("steady_state")
+            assert steady is not None and steady.process == variant.process
+            assert variant.environment["process"] == variant.process
+            # Both memory figures, from that process alone.
+            assert variant.load_peak_gb and variant.peak_mem_gb
+            assert variant.peak_mem_kind == "process_peak_rss"
+
+
+def test_isolation_killed_child_fails_only_its_variant(
+    engine: Engine, tmp_path: Path, tiny_models: Path
+) -> None:
+    bench = make_config(tmp_path, limit=6)
+    run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path, limit=6))
+    killed: list[int] = []
+
+    def kill_first_child_after_two_images() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with session_scope(engine) as session:
+                first = session.scalars(select(Variant).where(Variant.name == "schnell")).one()
+                done = session.scalar(
+                    select(func.count()).where(
+                        Job.variant_id == first.id, Job.status == JobStatus.done
+                    )
+                )
+                if first.process and done and done >= 2:
+                    killed.append(_pid(first.process))
+                    os.kill(killed[0], signal.SIGKILL)
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_child_after_two_images)
+    killer.start()
+    report = Worker(
+        engine,
+        media_dir=tmp_path / "media",
+        models_dir=tiny_models,
+        show_progress=False,
+        lock_dir=tmp_path / "locks",
+    ).work(run_id)
+    killer.join()
+
+    assert killed, "the child was never seen working"
+    variants = _variants(engine)
+    failed = variants["schnell"]
+    assert failed.status == VariantStatus.failed
+    assert failed.error and "killed by SIGKILL" in failed.error
+    assert report.variants_failed == {"schnell": failed.error}
+    assert variants["dev-turbo"].status == VariantStatus.done
+    with session_scope(engine) as session:
+        statuses = set(session.scalars(select(Job.status).where(Job.variant_id == failed.id)))
+        assert JobStatus.running not in statuses and JobStatus.failed in statuses
+        assert session.get_one(Run, run_id).status == RunStatus.done
+
+
+def test_isolation_global_torch_state_does_not_cross_variants(
+    engine: Engine, tmp_path: Path, tiny_models: Path
+) -> None:
+    # int8_dynamic: torchao rewrites Inductor's global config (set_inductor_config=True);
+    # compiled into a fresh cache dir, so its compile time is a cold one.
+    extra = """
+[[variants]]
+name = "schnell-int8"
+base = "schnell"
+quantize = "int8_dynamic"
+compile = { backend = "torch", mode = "default", fresh_cache = true }
+
+[[variants]]
+name = "schnell-again"
+base = "schnell"
+steps = 1
+"""
+    bench = make_config(tmp_path, limit=1, extra=extra)
+    run_benchmark(engine, bench, tmp_path / "media", tiny_models)
+
+    variants = _variants(engine)
+    assert {v.status for v in variants.values()} == {VariantStatus.done}
+    changed, after = variants["schnell-int8"], variants["schnell-again"]
+    assert changed.environment["inductor_config_changed"], "torchao changed nothing?"
+    assert (
+        changed.environment["inductor_config_after_load"]
+        != changed.environment["inductor_config_at_start"]
+    )
+    # The next variant starts from the same Inductor config as the first, and keeps it.
+    for name in ("schnell-again", "dev-turbo"):
+        env = variants[name].environment
+        assert env["inductor_config_at_start"] == changed.environment["inductor_config_at_start"]
+        assert env["inductor_config_changed"] == []
+    # Compiled cold, and steady: no graph compiled during the timed series.
+    assert changed.compile_cache == "cold"
+    assert changed.environment["compile"]["graphs"] >= 1
+    steady = changed.timing("steady_state")
+    assert steady is not None and steady.recompiles == 0
+    assert after.compile_cache is None and after.environment["compile"]["graphs"] == 0
+    # Compiling is part of getting ready: its memory is in the load peak, not the steady one.
+    assert changed.load_peak_gb is not None and changed.peak_mem_gb is not None
+    assert changed.load_peak_gb >= changed.peak_mem_gb
+
+
+def test_isolation_killed_worker_takes_its_child_with_it(
+    database_url: str, engine: Engine, tmp_path: Path, tiny_models: Path
+) -> None:
+    bench = make_config(tmp_path, limit=6)
+    env = os.environ | {
+        "FLUX_PLAYGROUND_DATABASE_URL": database_url,
+        "FLUX_PLAYGROUND_MEDIA_DIR": str(tmp_path / "media"),
+        "FLUX_PLAYGROUND_MODELS_DIR": str(tiny_models),
+    }
+    worker = subprocess.Popen(
+        [str(CLI), "run", str(bench.config_path), "--no-metrics"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    child = None
+    deadline = time.monotonic() + 120
+    while child is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        with session_scope(engine) as session:
+            process = session.scalars(select(Variant.process).where(Variant.process.is_not(None)))
+            child = next((_pid(p) for p in process), None)
+    assert child is not None, "no child process was started"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child), "the child outlived its worker"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def _start_worker(database_url: str, media: Path, models: Path, run_id: int) -> subprocess.Popen:
+    env = os.environ | {
+        "FLUX_PLAYGROUND_DATABASE_URL": database_url,
+        "FLUX_PLAYGROUND_MEDIA_DIR": str(media),
+        "FLUX_PLAYGROUND_MODELS_DIR": str(models),
+    }
+    return subprocess.Popen(
+        [str(CLI), "worker", "--run", str(run_id)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_isolation_two_workers_share_a_run_never_a_device(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path, tiny_models: Path
+) -> None:
+    url = (
+        request.getfixturevalue("database_url")
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = make_engine(url)
+    extra = """
+[[variants]]
+name = "schnell-2"
+base = "schnell"
+steps = 1
+"""
+    bench = make_config(tmp_path, limit=3, extra=extra)
+    run_id = enqueue_run(engine, bench, load_prompts(bench.prompts_path, limit=3))
+    workers = [_start_worker(url, tmp_path / "media", tiny_models, run_id) for _ in range(2)]
+    outputs = [w.communicate(timeout=280) for w in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr
+
+    variants = _variants(engine)
+    assert {v.status for v in variants.values()} == {VariantStatus.done}, {
+        v.name: v.error for v in variants.values()
+    }
+    with session_scope(engine) as session:
+        assert session.get_one(Run, run_id).status == RunStatus.done
+        assert session.scalar(select(func.count()).select_from(Generation)) == 3 * 3 * 2
+        for variant in variants.values():
+            made_by = set(
+                session.scalars(
+                    select(Generation.process).where(Generation.variant_id == variant.id)
+                )
+            )
+            assert made_by == {variant.process}
+    # Every timed phase (images and steady-state series) ran alone on the device.
+    spans = sorted(
+        (t.started_at, t.finished_at, t.device_key) for v in variants.values() for t in v.timings
+    )
+    assert len(spans) == 6 and len({key for _, _, key in spans}) == 1
+    for (_, end, _), (start, _, _) in itertools.pairwise(spans):
+        assert end is not None and start is not None and end <= start
+    engine.dispose()
