@@ -47,39 +47,12 @@ from app.migrate import upgrade  # noqa: E402
 from app.models import Generation, Variant, VariantStatus  # noqa: E402
 from app.prompts import load_prompts  # noqa: E402
 from app.worker.runner import Worker, enqueue_run  # noqa: E402
-from app.worker.tiny import build_tiny_models  # noqa: E402
+from app.worker.tiny import build_tiny_models, build_wide_model  # noqa: E402
 
 PROMPTS = "prompt\tcategory\tchallenge\n" + "".join(
     f"{text}\tTest\tBasic\n"
     for text in ("a red bicycle", "a bowl of ramen", "an owl reading", "a lighthouse at dusk")
 )
-
-
-def build_wide_model(models: Path, dtype: torch.dtype, heads: int) -> Path:
-    """tiny:schnell with a transformer `heads` x 128 wide (FLUX: 24), 1 double + 1 single
-    block."""
-    from diffusers.models.transformers.transformer_flux import FluxTransformer2DModel
-    from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
-
-    out = models / f"wide-flux-schnell-{heads}x128"
-    if (out / "model_index.json").exists():
-        return out
-    pipe = FluxPipeline.from_pretrained(str(models / "tiny-flux-schnell"))
-    torch.manual_seed(0)
-    pipe.transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=64,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=128,
-        num_attention_heads=heads,
-        joint_attention_dim=pipe.transformer.config.joint_attention_dim,
-        pooled_projection_dim=pipe.transformer.config.pooled_projection_dim,
-        guidance_embeds=False,
-        axes_dims_rope=(16, 56, 56),
-    ).to(dtype)
-    pipe.save_pretrained(out)
-    return out
 
 
 def config_text(device: str, wide: Path, fp8: bool) -> str:
@@ -222,7 +195,7 @@ def main() -> int:
     models = work / "models"
     build_tiny_models(models)
     # The CPU dry run is narrower (4 heads): FLUX's width takes seconds per step on a CPU.
-    wide = build_wide_model(models, torch.bfloat16, heads=24 if args.device == "cuda" else 4)
+    wide = build_wide_model(models, dtype=torch.bfloat16, heads=24 if args.device == "cuda" else 4)
     (work / "prompts.tsv").write_text(PROMPTS)
     config = work / "bench.toml"
     config.write_text(config_text(args.device, wide, fp8))

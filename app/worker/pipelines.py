@@ -130,7 +130,12 @@ def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) 
     # config. What reaches the device, and when, is decided below so that a memory-saving
     # variant never holds the full-precision transformer on the device when it can avoid it.
     pipe = FluxPipeline.from_pretrained(
-        _resolve(variant.model, models_dir, config_dir), dtype=DTYPES[variant.dtype]
+        _resolve(variant.model, models_dir, config_dir),
+        dtype=DTYPES[variant.dtype],
+        # On the CPU the weights stay where they are loaded: read them into the process, or
+        # the file mapping keeps every original weight resident (and in the peak RSS) even
+        # after quantization replaced it. On CUDA the mapping only feeds the copy to the GPU.
+        disable_mmap=device == "cpu",
     )
     pipe.set_progress_bar_config(disable=True)
 

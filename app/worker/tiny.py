@@ -376,3 +376,31 @@ def _bytes_to_unicode() -> list[str]:
             chars[b] = chr(256 + extra)
             extra += 1
     return [chars[b] for b in range(256)]
+
+
+def build_wide_model(models_dir: Path, *, heads: int, dtype: torch.dtype) -> Path:
+    """tiny:schnell with a transformer `heads` x 128 wide (real FLUX: 24 heads, 3072 wide),
+    one double and one single block, so that weights, not activations, dominate its memory:
+    what a check of memory figures (quantization savings, load vs steady peak) needs.
+    Built once under models_dir; at 24 heads ~0.5 B parameters, at 4 heads ~14 M."""
+    tiny = build_tiny_models(models_dir)["tiny:schnell"]
+    target = models_dir / f"wide-flux-schnell-{heads}x128-{str(dtype).removeprefix('torch.')}"
+
+    def write(out: Path) -> None:
+        pipe = FluxPipeline.from_pretrained(str(tiny))
+        torch.manual_seed(SEED)
+        pipe.transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=64,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=128,
+            num_attention_heads=heads,
+            joint_attention_dim=T5_D_MODEL,
+            pooled_projection_dim=CLIP_HIDDEN,
+            guidance_embeds=False,
+            axes_dims_rope=(16, 56, 56),  # FLUX's: sums to 128
+        ).to(dtype)
+        pipe.save_pretrained(out)
+
+    return build_atomically(target, write, force=False)

@@ -140,3 +140,32 @@ def test_overview_empty_database_says_how_to_start(database_url: str, tmp_path: 
     settings = Settings(database_url=database_url, media_dir=tmp_path / "media")
     page = BeautifulSoup(TestClient(create_app(settings)).get("/").text, "html.parser")
     assert "flux-playground run" in page.select_one("p.empty").get_text()
+
+
+def test_overview_card_flags_a_series_that_recompiled_or_was_contended(
+    writable_demo: DemoData, writable_client: TestClient
+) -> None:
+    from sqlalchemy import update
+
+    from app.models import TimingSummary, Variant
+
+    engine = make_engine(writable_demo.database_url)
+    with session_scope(engine) as session:
+        ids = {name: id_ for name, id_ in session.execute(select(Variant.name, Variant.id))}
+        # Flags as measured depend on this machine's load while the test run was made: set.
+        for name, recompiles, contended in (("dev", 2, True), ("dev-turbo", 0, False)):
+            session.execute(
+                update(TimingSummary)
+                .where(TimingSummary.variant_id == ids[name])
+                .values(recompiles=recompiles, contended=contended)
+            )
+    engine.dispose()
+
+    found = cards(writable_client.get("/").text)
+    flags = [node.get_text(strip=True) for node in found["dev"].select(".timing-flag")]
+    assert len(flags) == 2
+    assert "recompiled 2× while timed" in flags[0] and "contention" in flags[1]
+    # A clean series has no flag; both memory figures are on every measured card.
+    assert found["dev-turbo"].select(".timing-flag") == []
+    assert text(found["dev-turbo"], ".load-memory").endswith("GB")
+    assert text(found["dev-turbo"], ".memory").endswith("GB")
