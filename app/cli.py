@@ -164,9 +164,9 @@ def leaderboard(
     from rich.markup import escape
     from sqlalchemy import select
 
+    from app.arena.leaderboard import fmt_interval, fmt_rank, fmt_rating, fmt_verdict
+    from app.arena.leaderboard import leaderboard as compute
     from app.db import get_engine, session_scope
-    from app.leaderboard import fmt_interval, fmt_rank, fmt_rating, fmt_verdict
-    from app.leaderboard import leaderboard as compute
     from app.models import Panel, Run
 
     with session_scope(get_engine()) as session:

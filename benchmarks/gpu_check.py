@@ -159,7 +159,9 @@ def run_once(config: Path, work: Path, models: Path, attempt: str) -> dict[str, 
     return out
 
 
-def check(first: dict[str, dict], second: dict[str, dict], fp8: bool) -> list[str]:
+def check(
+    first: dict[str, dict], second: dict[str, dict], *, fp8: bool, check_memory: bool
+) -> list[str]:
     """The invariants; returns what failed (empty: all hold)."""
     failures = []
     for name, row in first.items():
@@ -175,7 +177,10 @@ def check(first: dict[str, dict], second: dict[str, dict], fp8: bool) -> list[st
     if len(set(processes)) != len(processes):
         failures.append("two variants shared a child process")
     bf16, int8 = first["wide"]["peak_mem_gb"], first["wide-int8"]["peak_mem_gb"]
-    if bf16 is None or int8 is None or not int8 < bf16:
+    if not check_memory:
+        print("int8 < bf16 steady peak: not checked on the CPU dry run (a process's RSS also")
+        print("  counts torchao's libraries, more than the narrow model's saving)")
+    elif bf16 is None or int8 is None or not int8 < bf16:
         failures.append(f"int8 steady peak {int8} GB is not below bf16's {bf16} GB")
     if fp8 and "wide-fp8" not in first:
         failures.append("fp8 variant missing")
@@ -217,7 +222,7 @@ def main() -> int:
         )
     if not fp8:
         print("\nfp8: skipped (needs a CUDA GPU with compute capability >= 8.9)")
-    failures = check(first, second, fp8)
+    failures = check(first, second, fp8=fp8, check_memory=args.device == "cuda")
     for failure in failures:
         print(f"FAIL {failure}")
     print("PASS" if not failures else f"FAIL ({len(failures)})")

@@ -32,7 +32,7 @@ import scipy
 from numpy.typing import NDArray
 from scipy.optimize import minimize
 
-from app.ranking import PairCounts, Vote, count_votes, fit_bradley_terry
+from app.arena.ranking import PairCounts, Vote, count_votes, fit_bradley_terry
 
 NAIVE_ROUNDS = 20
 

@@ -1,7 +1,7 @@
 """The database side of a vote alone: store_ballot through the WriteQueue, no HTTP.
 
 On a fresh, migrated copy of a database, one rater is issued `--votes` matchups; then their
-checked ballots are stored through app.write_queue.WriteQueue twice, side by side in one
+checked ballots are stored through app.arena.write_queue.WriteQueue twice, side by side in one
 run: with `--in-flight` callers at once (what a loaded server does: the writer commits what
 queued up meanwhile as one transaction) and one caller at a time (a commit per vote). It
 prints votes/s and the mean batch size of each, and checks that every vote is stored.
@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, func, select  # noqa: E402
 
-from app.arena import issue_matchup  # noqa: E402
-from app.arena_votes import Ballot, check_ballot, store_ballot  # noqa: E402
+from app.arena.matchups import issue_matchup  # noqa: E402
+from app.arena.votes import Ballot, check_ballot, store_ballot  # noqa: E402
+from app.arena.write_queue import WriteQueue  # noqa: E402
 from app.db import make_engine, session_scope  # noqa: E402
 from app.models import Run  # noqa: E402
-from app.write_queue import WriteQueue  # noqa: E402
 from benchmarks.vote_load import count_votes, fresh_copy  # noqa: E402
 
 SECRET = "benchmark-secret"

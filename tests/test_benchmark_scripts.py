@@ -54,3 +54,21 @@ def test_benchmark_vote_writer_runs_and_stores_every_vote(demo_data: DemoData) -
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| 50 in flight (group commit) |" in done.stdout
     assert "all 120 votes stored" in done.stdout
+
+
+def test_benchmark_gpu_check_without_cuda_says_so_and_exits_0() -> None:
+    import torch
+
+    if torch.cuda.is_available():  # on a GPU machine it would run the whole check
+        return
+    done = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == (
+        "gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False); nothing to do"
+    )

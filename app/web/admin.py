@@ -35,9 +35,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.arena.vote_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.config import Settings
 from app.models import Panel, Rater, Run, Vote
-from app.votes_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.web.deps import SessionDep, SettingsDep
 from app.web.selection import all_runs
 from app.web.templating import render

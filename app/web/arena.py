@@ -1,9 +1,9 @@
 """Arena `/arena`: blind pairwise votes. One matchup at a time (two images of one prompt and
 seed, names hidden), a vote, then the reveal (names and latencies) and the next matchup.
 
-The rules (which pair, which votes count) live in app/arena.py; this module is the HTTP side:
-the rater cookie, the vote form's body limits and origin check, and the three renderings of
-every answer (whole page, htmx fragment, JSON).
+The rules (which pair, which votes count) live in app/arena/matchups.py; this module is the
+HTTP side: the rater cookie, the vote form's body limits and origin check, and the three
+renderings of every answer (whole page, htmx fragment, JSON).
 
 The rater is an anonymous id in a signed cookie. A vote must carry a matchup token issued to
 that same id, so a cross-site form cannot produce a valid (cookie, token) pair; a POST whose
@@ -23,22 +23,14 @@ from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.arena import (
-    RATER_VOTES,
-    ArenaError,
-    choose_matchup,
-    open_matchup,
-    pair_vote_counts,
-    sign_matchup,
-)
-from app.arena_catalog import (
+from app.arena.catalog import (
     ArenaCache,
     CatalogImage,
     K,
@@ -48,13 +40,21 @@ from app.arena_catalog import (
     V,
     load_catalog,
 )
-from app.arena_votes import ATTENTION_ANSWERS, RecordedVote, check_ballot, store_ballot
+from app.arena.matchups import (
+    RATER_VOTES,
+    ArenaError,
+    choose_matchup,
+    open_matchup,
+    pair_vote_counts,
+    sign_matchup,
+)
+from app.arena.votes import ATTENTION_ANSWERS, RecordedVote, check_ballot, store_ballot
+from app.arena.write_queue import WriteQueue
 from app.config import Settings
 from app.models import Matchup, Run, Vote, VoteOutcome
-from app.web.deps import SessionDep
+from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render
-from app.write_queue import WriteQueue
 
 router = APIRouter()
 
@@ -243,7 +243,7 @@ def _message(
 @router.get("/arena", response_class=HTMLResponse, summary="Arena: the next blind matchup")
 async def arena(
     request: Request,
-    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    run: RunQuery = None,
     panel: Annotated[
         str | None, Query(max_length=64, description="Join the panel with this code.")
     ] = None,
@@ -308,7 +308,7 @@ async def arena(
 def arena_image(
     request: Request,
     session: SessionDep,
-    matchup_id: Annotated[int, Path(ge=1)],
+    matchup_id: IdPath,
     side: Side,
 ) -> Response:
     matchup = session.get(Matchup, matchup_id)
@@ -335,7 +335,7 @@ def arena_image(
 def reveal(
     request: Request,
     session: SessionDep,
-    matchup_id: Annotated[int, Path(ge=1)],
+    matchup_id: IdPath,
 ) -> Response:
     vote = session.scalars(select(Vote).where(Vote.matchup_id == matchup_id)).first()
     if vote is None or vote.rater_id != rater_id_from_cookie(request):
@@ -409,7 +409,7 @@ def _refusal(request: Request, refused: ArenaError, run_id: int | None) -> Respo
 
 async def _take_vote(request: Request, run_id: int | None) -> Response:
     """The vote's hot path: the form and token checks run here, on the event loop (no I/O);
-    the write runs on the process's database writer (app/write_queue.py), which commits the
+    the write runs on the process's database writer (app/arena/write_queue.py), which commits the
     votes that arrive together in one transaction and answers each after that commit."""
     settings: Settings = request.app.state.settings
     form = await read_vote_form(request)
@@ -474,7 +474,9 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
 )
 async def vote(
     request: Request,
-    run: Annotated[int | None, Query(ge=1, description="Run the next matchup comes from.")] = None,
+    run: Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description="Run the next matchup comes from.")
+    ] = None,
 ) -> Response:
     try:
         return await _take_vote(request, run)

@@ -1,10 +1,10 @@
 """Dashboard `/dashboard`: a run's variants as charts (latency, speed-up, cost, memory, cost
 against quality) and as a table with the same numbers, with a what-if price control.
 
-Quality (`?quality=`) is the arena's Bradley–Terry rating (app.leaderboard, the run's reference
-at 1000) with its 95% interval as error bars, or an automatic metric's per-variant mean with
-its 95% interval (app.quality: `ssim` against the reference, `clip_score`). The default is the
-rating once the run has counted votes, else SSIM (then CLIP score) when computed.
+Quality (`?quality=`) is the arena's Bradley–Terry rating (app.arena.leaderboard, the run's
+reference at 1000) with its 95% interval as error bars, or an automatic metric's per-variant
+mean with its 95% interval (app.quality: `ssim` against the reference, `clip_score`). The
+default is the rating once the run has counted votes, else SSIM (then CLIP score) when computed.
 
 The price control (`?usd_per_hour=`) recomputes the cost figures from the stored latencies;
 it never writes. With htmx the price form swaps only the `figures` block (table + chart data).
@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.leaderboard import LeaderboardView, leaderboard
+from app.arena.leaderboard import LeaderboardView, leaderboard
 from app.models import Run
 from app.quality import MetricSummary, metric_summaries
 from app.summaries import VariantSummary, variant_summaries
-from app.web.deps import SessionDep
+from app.web.deps import RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render
 
@@ -151,7 +151,7 @@ def chart_data(
 def dashboard(
     request: Request,
     session: SessionDep,
-    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    run: RunQuery = None,
     usd_per_hour: Annotated[
         float | None,
         Query(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -23,3 +23,12 @@ def get_app_settings(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+# Ids are 64-bit in both databases: a larger number is a 422 here, not an overflow (a 500)
+# in the driver.
+INT64_MAX = 2**63 - 1
+RunQuery = Annotated[
+    int | None, Query(ge=1, le=INT64_MAX, description="Run id; default the latest.")
+]
+RunPath = Annotated[int, Path(ge=1, le=INT64_MAX, description="Run id.")]
+IdPath = Annotated[int, Path(ge=1, le=INT64_MAX)]

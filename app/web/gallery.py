@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Generation, GenerationMetric, Job, MetricStatus, Prompt, Run, Variant
-from app.web.deps import SessionDep
+from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
 
@@ -24,7 +24,9 @@ router = APIRouter()
 PER_PAGE = 24
 MAX_PER_PAGE = 96
 
-SeedQuery = Annotated[int | None, Query(description="One of the run's seeds; default the first.")]
+SeedQuery = Annotated[
+    int | None, Query(ge=0, le=INT64_MAX, description="One of the run's seeds; default the first.")
+]
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,14 @@ def _filtered(run: Run, category: str, challenge: str, q: str) -> Select[Prompt]
 def gallery(
     request: Request,
     session: SessionDep,
-    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    run: RunQuery = None,
     category: Annotated[str, Query(max_length=64, description="Only this category.")] = "",
     challenge: Annotated[str, Query(max_length=64, description="Only this challenge.")] = "",
     q: Annotated[
         str, Query(max_length=200, description="Prompt text contains (ignoring case).")
     ] = "",
     seed: SeedQuery = None,
-    page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     per_page: Annotated[
         int, Query(ge=1, le=MAX_PER_PAGE, description="Prompts per page.")
     ] = PER_PAGE,
@@ -354,7 +356,7 @@ def _neighbour(session: Session, prompt: Prompt, *, after: bool) -> Prompt | Non
 def prompt_page(
     request: Request,
     session: SessionDep,
-    prompt_id: Annotated[int, Path(ge=1)],
+    prompt_id: IdPath,
     seed: SeedQuery = None,
     left: Annotated[
         str | None, Query(max_length=64, description="Variant on the slider's left side.")

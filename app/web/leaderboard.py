@@ -10,7 +10,7 @@ redraws under the reader (an open per-category table stays open, a scrolled tabl
 Panel codes are invitations (`/arena?panel=CODE` joins the panel), so the page never lists
 them: the filter takes a code the reader already knows.
 
-Below the ratings, "can a metric stand in for votes?" (app.agreement): each metric's agreement
+Below the ratings, "can a metric stand in for votes?" (app.arena.agreement): each metric's agreement
 with the decided votes and its correlation with the ratings.
 """
 
@@ -24,8 +24,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from app.agreement import metric_agreement
-from app.leaderboard import (
+from app.arena.agreement import metric_agreement
+from app.arena.leaderboard import (
     fmt_interval,
     fmt_rank,
     fmt_rating,
@@ -35,7 +35,7 @@ from app.leaderboard import (
     leaderboard_key,
 )
 from app.models import Panel
-from app.web.deps import SessionDep
+from app.web.deps import RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render, templates
 
@@ -64,7 +64,7 @@ def _is_fragment(request: Request) -> bool:
 def leaderboard_page(
     request: Request,
     session: SessionDep,
-    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    run: RunQuery = None,
     panel: Annotated[
         str | None,
         Query(max_length=64, description="Only the votes of this panel (its invitation code)."),

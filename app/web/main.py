@@ -11,15 +11,15 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from app.arena import ArenaError
-from app.arena_catalog import ArenaCache
+from app.arena.catalog import ArenaCache
+from app.arena.matchups import ArenaError
+from app.arena.write_queue import WriteQueue
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
 from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview, runs
 from app.web.errors import install_error_pages
 from app.web.microcache import MicroCache
 from app.web.static import CachedStaticFiles
-from app.write_queue import WriteQueue
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SWAGGER_UI = "swagger-ui-5.35.0"

@@ -5,8 +5,12 @@ per second (one image at a time). Keeping a rendered page for `ttl_s` bounds sta
 that (the live run page, which polls every second, is not cached) and makes a busy page cost
 one render per second instead of one per request: the "microcache" of web servers.
 
-Keys: path + query + the htmx headers that select a fragment. Only 200 responses without
-Set-Cookie are kept, so nothing personal (arena cookies) is ever cached.
+Keys: path + query + the htmx headers that select a fragment, read as the pages read them
+(the first value of a repeated header: a key built from another value than the one the page
+rendered would store a bare fragment under the full page's key). Only 200 responses without
+Set-Cookie are kept, so nothing personal (arena cookies) is ever cached. Memory is bounded by
+entries and by bytes, and expired entries are dropped as new ones arrive, so query strings
+that bust the cache cannot pin memory.
 """
 
 from __future__ import annotations
@@ -32,10 +36,19 @@ class _Entry:
 
 
 class MicroCache:
-    def __init__(self, app: ASGIApp, *, ttl_s: float = 1.0, max_entries: int = 512) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        ttl_s: float = 1.0,
+        max_entries: int = 512,
+        max_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.entries: OrderedDict[tuple[bytes, ...], _Entry] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,7 +60,9 @@ class MicroCache:
         ):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)  # the first, as Starlette's headers.get() reads
         key = (
             scope["path"].encode(),
             scope.get("query_string", b""),
@@ -79,6 +94,24 @@ class MicroCache:
         if start.get("status") == 200 and all(
             name.lower() != b"set-cookie" for name, _ in response_headers
         ):
-            self.entries[key] = _Entry(now + self.ttl_s, 200, response_headers, b"".join(chunks))
-            if len(self.entries) > self.max_entries:
-                self.entries.popitem(last=False)
+            self._store(key, _Entry(now + self.ttl_s, 200, response_headers, b"".join(chunks)))
+
+    def _store(self, key: tuple[bytes, ...], entry: _Entry) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old.body)
+        self.entries[key] = entry
+        self.bytes += len(entry.body)
+        now = time.monotonic()
+        # Oldest first: drop what expired, then whatever exceeds the budgets.
+        while self.entries:
+            first_key, first = next(iter(self.entries.items()))
+            expired = first.expires <= now
+            if (
+                not expired
+                and len(self.entries) <= self.max_entries
+                and (self.bytes <= self.max_bytes)
+            ):
+                break
+            del self.entries[first_key]
+            self.bytes -= len(first.body)

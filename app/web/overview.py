@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.quality import metric_summaries
 from app.summaries import VariantSummary, variant_summaries
-from app.web.deps import SessionDep
+from app.web.deps import RunQuery, SessionDep
 from app.web.selection import all_runs, select_run
 from app.web.templating import render
 
@@ -73,7 +73,7 @@ def _sorted(variants: list[VariantSummary], key: SortKey) -> list[VariantSummary
 def overview(
     request: Request,
     session: SessionDep,
-    run: Annotated[int | None, Query(ge=1, description="Run id; default the latest.")] = None,
+    run: RunQuery = None,
     sort: Annotated[SortKey, Query(description="Order of the variant cards.")] = "config",
 ) -> Response:
     selected = select_run(session, run)

@@ -17,15 +17,15 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant
-from app.web.deps import SessionDep
+from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
 from app.web.templating import render
 
@@ -211,7 +211,7 @@ def runs_page(request: Request, session: SessionDep) -> Response:
 def run_page(
     request: Request,
     session: SessionDep,
-    run_id: Annotated[int, Path(ge=1, description="Run id.")],
+    run_id: RunPath,
 ) -> Response:
     run = session.get(Run, run_id)
     if run is None:

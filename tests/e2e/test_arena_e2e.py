@@ -6,7 +6,7 @@ from itsdangerous import URLSafeTimedSerializer
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from app.arena import TOKEN_SALT
+from app.arena.matchups import TOKEN_SALT
 from app.db import make_engine, session_scope
 from app.models import Matchup, Variant, VariantStatus, Vote
 

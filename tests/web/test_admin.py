@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import Engine, func, select
 
+from app.arena.vote_export import COLUMNS, csv_chunks
 from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import (
@@ -33,7 +34,6 @@ from app.models import (
     Vote,
     VoteOutcome,
 )
-from app.votes_export import COLUMNS, csv_chunks
 from app.web import admin
 from app.web.main import create_app
 from tests.conftest import DemoData

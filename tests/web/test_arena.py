@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import Engine, func, select, update
 
-import app.arena
-from app.arena import TOKEN_SALT
+import app.arena.matchups
+from app.arena.matchups import TOKEN_SALT
 from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import (
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.both_databases
 @pytest.fixture(autouse=True)
 def no_attention_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Votes in these tests are on real pairs unless a test asks for attention checks."""
-    monkeypatch.setattr(app.arena, "ATTENTION_RATE", 0.0)
+    monkeypatch.setattr(app.arena.matchups, "ATTENTION_RATE", 0.0)
 
 
 @dataclass
@@ -575,7 +575,7 @@ def test_arena_unknown_panel_is_not_found(writable_client: TestClient, db: Db) -
 def test_arena_attention_check_shows_one_image_twice_and_flags_after_two_misses(
     writable_client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.arena, "ATTENTION_RATE", 1.0)
+    monkeypatch.setattr(app.arena.matchups, "ATTENTION_RATE", 1.0)
     for n in (1, 2):
         shown = open_matchup(writable_client, db.run_id)
         matchup = db.get(Matchup, shown.matchup_id)
@@ -602,7 +602,7 @@ def test_arena_attention_check_shows_one_image_twice_and_flags_after_two_misses(
 def test_arena_attention_check_passed_with_a_tie(
     writable_client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.arena, "ATTENTION_RATE", 1.0)
+    monkeypatch.setattr(app.arena.matchups, "ATTENTION_RATE", 1.0)
     shown = open_matchup(writable_client, db.run_id)
     response = cast(writable_client, shown.token, "tie", HX)
     stage = BeautifulSoup(response.text, "html.parser")

@@ -337,8 +337,8 @@ def test_dashboard_escapes_names_and_errors(
 def test_dashboard_quality_is_the_arena_rating_once_votes_exist(
     writable_client: TestClient, writable_demo: DemoData
 ) -> None:
-    from app.leaderboard import leaderboard
-    from tests.test_leaderboard import MIXED, add_votes
+    from app.arena.leaderboard import leaderboard
+    from tests.arena.test_leaderboard import MIXED, add_votes
 
     add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
     page = _page(writable_client.get(f"/dashboard?run={writable_demo.run_id}"))

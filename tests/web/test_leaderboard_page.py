@@ -19,9 +19,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app import cli
-from app.config import get_settings
-from app.db import get_engine, make_engine, session_scope
-from app.leaderboard import (
+from app.arena.leaderboard import (
     LeaderboardView,
     fmt_interval,
     fmt_rank,
@@ -29,9 +27,11 @@ from app.leaderboard import (
     fmt_verdict,
     leaderboard,
 )
+from app.config import get_settings
+from app.db import get_engine, make_engine, session_scope
 from app.models import Panel, Run
+from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData
-from tests.test_leaderboard import MIXED, add_votes
 
 # Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_databases

@@ -22,8 +22,8 @@ from app.db import make_engine, session_scope
 from app.models import GenerationMetric, MetricStatus, Prompt
 from app.quality import compute_run_metrics, metric_summaries
 from app.web.main import create_app
+from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData
-from tests.test_leaderboard import MIXED, add_votes
 
 
 def _copy(data: DemoData, path: Path) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from app.web.microcache import MicroCache
@@ -66,3 +66,59 @@ def test_microcache_off_with_zero_ttl() -> None:
     client.get("/dashboard")
     client.get("/dashboard")
     assert calls == ["dashboard", "dashboard"]
+
+
+def test_microcache_two_hx_request_headers_answered_as_the_page_reads_them() -> None:
+    # The page reads the first HX-Request; a key built from the last one would store a bare
+    # fragment under the full page's key and serve it to every visitor.
+    calls: list[str] = []
+    app = FastAPI()
+
+    @app.get("/dashboard")
+    def dashboard(request: Request) -> Response:
+        calls.append("x")
+        fragment = request.headers.get("HX-Request") == "true"
+        return Response("fragment" if fragment else "<html>page</html>")
+
+    app.add_middleware(MicroCache, ttl_s=60)
+    client = TestClient(app)
+    poison = client.get(
+        "/dashboard",
+        headers=[("HX-Request", "true"), ("HX-Request", "")],  # type: ignore[arg-type]
+    )
+    assert poison.text == "fragment"
+    assert client.get("/dashboard").text == "<html>page</html>"
+
+
+def test_microcache_memory_bounded_by_bytes() -> None:
+
+    app = FastAPI()
+
+    @app.get("/dashboard")
+    def dashboard() -> Response:
+        return Response(b"x" * 1000)
+
+    cache = MicroCache(app, ttl_s=60, max_bytes=10_000)
+    client = TestClient(cache)
+    for n in range(50):  # cache-busting query strings
+        client.get(f"/dashboard?bust={n}")
+    assert cache.bytes <= 10_000 and len(cache.entries) == 10
+
+
+def test_microcache_drops_expired_entries_as_new_ones_arrive() -> None:
+    import time
+
+    app = FastAPI()
+
+    @app.get("/dashboard")
+    def dashboard() -> Response:
+        return Response(b"x" * 1000)
+
+    cache = MicroCache(app, ttl_s=0.05)
+    client = TestClient(cache)
+    for n in range(20):
+        client.get(f"/dashboard?bust={n}")
+    time.sleep(0.1)
+    client.get("/dashboard?bust=new")
+    assert list(cache.entries) == [(b"/dashboard", b"bust=new", b"", b"", b"")]
+    assert cache.bytes == 1000

@@ -2,7 +2,7 @@
 
 Counted votes: the run's votes that are not attention checks and not from flagged raters
 (optionally one panel's only). Flagged raters' votes are left out and counted, so the page can
-say how many. On the counted votes (app.ranking, DESIGN.md "Ranking conventions"):
+say how many. On the counted votes (app.arena.ranking, DESIGN.md "Ranking conventions"):
 Bradley–Terry ratings on the Elo scale with bootstrap intervals and ranks, online Elo (K=4),
 votes per variant, the win-rate matrix, position bias, one Bradley–Terry table per prompt
 category, and each optimized variant's verdict against its own reference.
@@ -32,8 +32,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Prompt, Rater, Run, Variant, Vote
-from app.ranking import (
+from app.arena.ranking import (
     PositionBias,
     Ranking,
     VariantRating,
@@ -46,6 +45,7 @@ from app.ranking import (
     verdict,
     win_rates,
 )
+from app.models import Prompt, Rater, Run, Variant, Vote
 
 ROUNDS = 1000
 # One fit per category: fewer rounds keep a page with a dozen categories fast; their

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select, update
 
-from app.arena import ArenaError, choose_matchup, issue_matchup, open_matchup
-from app.arena_catalog import load_catalog
-from app.arena_votes import record_vote
+from app.arena.catalog import load_catalog
+from app.arena.matchups import ArenaError, choose_matchup, issue_matchup, open_matchup
+from app.arena.votes import record_vote
 from app.db import make_engine, session_scope
 from app.models import Generation, Panel, Rater, Run, Variant, VariantStatus
 from tests.conftest import DemoData

@@ -1,4 +1,4 @@
-"""app.agreement: can a metric stand in for the votes? On hand-made metric values and votes
+"""app.arena.agreement: can a metric stand in for the votes? On hand-made metric values and votes
 whose answer is known."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.agreement import AgreementReport, bootstrap_share, metric_agreement
+from app.arena.agreement import AgreementReport, bootstrap_share, metric_agreement
+from app.arena.leaderboard import leaderboard
 from app.db import make_engine, session_scope
-from app.leaderboard import leaderboard
 from app.models import Generation, GenerationMetric, MetricStatus, Run, Variant
+from tests.arena.test_leaderboard import add_votes
 from tests.conftest import DemoData
-from tests.test_leaderboard import add_votes
 
 # Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_databases

@@ -30,7 +30,7 @@ from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.leaderboard import LeaderboardView
+from app.arena.leaderboard import LeaderboardView
 from app.models import (
     Generation,
     GenerationMetric,

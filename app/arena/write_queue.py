@@ -13,7 +13,7 @@ its writes (DESIGN.md rule 5: a vote that got a 2xx is in the database).
 Failure never leaks between items: an item that raises rolls the batch back; its exception
 goes to its caller, and the items that had run before it in the batch run again in a new
 transaction. (A work item must therefore be safe to run again after a rollback: a function
-of the connection and its arguments, like app.arena_votes.store_ballot.) Expected refusals
+of the connection and its arguments, like app.arena.votes.store_ballot.) Expected refusals
 that a work item raises before writing anything (a replayed vote, say) are declared with
 `refusals`: they go to their caller without rolling anything back.
 
@@ -73,7 +73,7 @@ class WriteQueue:
         idle_exit_s: float = 10.0,
     ):
         """`refusals`: exception types a work item raises only before it writes anything
-        (app.arena.ArenaError for the arena's work). One goes to its caller and the batch
+        (app.arena.matchups.ArenaError for the arena's work). One goes to its caller and the batch
         goes on: a flood of refused votes must not roll back and re-run everyone else's."""
         self._engine = engine
         self._refusals = refusals

@@ -27,7 +27,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.arena_catalog import Contender, RunCatalog, load_catalog
+from app.arena.catalog import Contender, RunCatalog, load_catalog
 from app.models import Matchup, Panel, Rater, Run, Vote, utcnow
 
 TOKEN_SALT = "flux-playground.arena.matchup"
@@ -119,7 +119,7 @@ def choose_matchup(
 
 
 # The arena's hot statements run on the tables (Core), built once with bind parameters:
-# see app/arena_votes.py for why. Shared with it: the tables and a rater's vote count.
+# see app/arena/votes.py for why. Shared with it: the tables and a rater's vote count.
 MATCHUPS = cast(Table, Matchup.__table__)
 RATERS = cast(Table, Rater.__table__)
 VOTES = cast(Table, Vote.__table__)
@@ -196,7 +196,7 @@ def open_matchup(
 
 
 def sign_matchup(secret_key: str, matchup_id: int, rater_id: str) -> str:
-    """The token a vote on this matchup must carry (checked by app.arena_votes)."""
+    """The token a vote on this matchup must carry (checked by app.arena.votes)."""
     return serializer(secret_key).dumps({"m": matchup_id, "r": rater_id})
 
 

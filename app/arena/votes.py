@@ -1,7 +1,7 @@
 """A vote: checked, then stored. The arena's hot path under load.
 
 Two halves, so that the web layer can run the first on its event loop and only the second
-on the database writer (app/write_queue.py):
+on the database writer (app/arena/write_queue.py):
 
 - `check_ballot` needs no database: the outcome is one of the four answers, the token is
   ours, untampered, unexpired and was issued to the rater whose cookie sent it.
@@ -25,7 +25,7 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from app.arena import (
+from app.arena.matchups import (
     FLAG_AFTER_FAILURES,
     MATCHUPS,
     RATER_VOTES,

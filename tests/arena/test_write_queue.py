@@ -1,4 +1,4 @@
-"""app/write_queue.py on a real SQLite file: group commit, failure isolation, the idle writer
+"""app/arena/write_queue.py on a real SQLite file: group commit, failure isolation, the idle writer
 thread, callers that leave. Each test drives the queue from run_in_own_thread(); the writer is held
 on a threading.Event (never a sleep) where a test needs items to land in one batch."""
 
@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import IntegrityError
 
+from app.arena.write_queue import WriteQueue
 from app.db import make_engine
-from app.write_queue import WriteQueue
 
 T = TypeVar("T")
 

@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from app.db import make_engine, session_scope
-from app.leaderboard import (
+from app.arena.leaderboard import (
     CATEGORY_ROUNDS,
     ROUNDS,
     LeaderboardView,
@@ -25,8 +24,7 @@ from app.leaderboard import (
     leaderboard,
     run_reference,
 )
-from app.models import Matchup, Panel, Prompt, Rater, Run, Variant, Vote, VoteOutcome, utcnow
-from app.ranking import (
+from app.arena.ranking import (
     VariantRating,
     count_votes,
     fit_bradley_terry,
@@ -34,6 +32,8 @@ from app.ranking import (
     position_bias,
     verdict,
 )
+from app.db import make_engine, session_scope
+from app.models import Matchup, Panel, Prompt, Rater, Run, Variant, Vote, VoteOutcome, utcnow
 from tests.conftest import DemoData
 
 # Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.

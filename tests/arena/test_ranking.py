@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from app.ranking import (
+from app.arena.ranking import (
     PairCounts,
     Ranking,
     Vote,

@@ -1,4 +1,4 @@
-"""app/arena_catalog.py: the run catalog on the web test run, and the TTL memo on a fake clock."""
+"""app/arena/catalog.py: the run catalog on the web test run, and the TTL memo on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 import pytest
 from sqlalchemy import select
 
-from app.arena import ArenaError, choose_matchup
-from app.arena_catalog import CatalogImage, Contender, RunCatalog, TTLMemo, load_catalog
+from app.arena.catalog import CatalogImage, Contender, RunCatalog, TTLMemo, load_catalog
+from app.arena.matchups import ArenaError, choose_matchup
 from app.db import make_engine, session_scope
 from app.models import Generation, Variant
 from tests.conftest import DemoData
