@@ -3,7 +3,8 @@
 #   docker run --gpus all -v $PWD/data:/app/data -v $PWD/media:/app/media \
 #     -v ~/.cache/huggingface:/root/.cache/huggingface -e HF_TOKEN \
 #     flux-playground flux-playground run configs/flux.toml
-#   docker run -p 8000:8000 -v $PWD/data:/app/data -v $PWD/media:/app/media flux-playground
+#   docker run -p 8000:8000 -v $PWD/data:/app/data -v $PWD/media:/app/media \
+#     -e FLUX_PLAYGROUND_SECRET_KEY=<a long random value> flux-playground
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

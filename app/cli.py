@@ -6,6 +6,7 @@ Heavy imports (torch, diffusers, uvicorn) happen inside the commands that need t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.config import get_settings
+from app.config import DEFAULT_SECRET_KEY, get_settings
 from app.errors import InputFileError
 
 app = typer.Typer(
@@ -226,15 +227,31 @@ def serve(
     """Serve the web app."""
     import uvicorn
 
-    _migrate()
     settings = get_settings()
+    bind = host or settings.host
+    if settings.secret_key == DEFAULT_SECRET_KEY and not _is_loopback(bind):
+        raise _fail(
+            f"FLUX_PLAYGROUND_SECRET_KEY is the default and {bind} is not a loopback address: "
+            "anyone could forge arena tokens and admin cookies. Set a long random value "
+            '(python -c "import secrets; print(secrets.token_urlsafe(32))").'
+        )
+    _migrate()
     uvicorn.run(
         "app.web.main:create_app",
         factory=True,
-        host=host or settings.host,
+        host=bind,
         port=port or settings.port,
         log_level="info",
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return bool(ipaddress.ip_address(host).is_loopback)
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 @app.command()

@@ -10,6 +10,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# `serve` refuses this value on any address but loopback.
+DEFAULT_SECRET_KEY = "dev-secret-change-me"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -31,7 +34,7 @@ class Settings(BaseSettings):
         default="", description="Bearer token for admin pages; empty disables them."
     )
     secret_key: str = Field(
-        default="dev-secret-change-me",
+        default=DEFAULT_SECRET_KEY,
         description="Signs cookies and arena tokens. Set a long random value in production.",
     )
     cpu_threads: int | None = Field(

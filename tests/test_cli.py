@@ -100,3 +100,16 @@ def test_cli_bad_setting_one_line_error(tmp_path: Path) -> None:
         "error: setting FLUX_PLAYGROUND_CPU_THREADS: Input should be a valid integer, unable "
         "to parse string as an integer"
     ]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "example.org"])
+def test_cli_serve_refuses_the_default_secret_off_loopback(tmp_path: Path, host: str) -> None:
+    env = os.environ | {"FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    env.pop("FLUX_PLAYGROUND_SECRET_KEY", None)
+    done = subprocess.run(
+        [str(CLI), "serve", "--host", host], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "FLUX_PLAYGROUND_SECRET_KEY is the default" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before touching anything

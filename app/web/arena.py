@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,11 +52,13 @@ from app.arena.votes import ATTENTION_ANSWERS, RecordedVote, check_ballot, store
 from app.arena.write_queue import WriteQueue
 from app.config import Settings
 from app.models import Matchup, Run, Vote, VoteOutcome
+from app.web.blind import blind_png
 from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render
 
-router = APIRouter()
+# A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
+router = APIRouter(include_in_schema=False)
 
 RATER_COOKIE = "fp_rater"
 RATER_SALT = "flux-playground.rater"
@@ -303,7 +305,7 @@ async def arena(
 @router.get(
     "/arena/images/{matchup_id}/{side}",
     summary="One side's image of an open matchup (no variant name in the URL)",
-    response_class=FileResponse,
+    response_class=Response,
 )
 def arena_image(
     request: Request,
@@ -322,8 +324,13 @@ def arena_image(
     path = request.app.state.settings.media_dir / shown.image.path
     if not path.is_file():
         raise HTTPException(404, f"the image of matchup {matchup_id} is missing")
-    return FileResponse(
-        path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"}
+    # Blind means blind: the same pixels in new bytes, so neither a hash, a size nor an ETag
+    # links the image to the public file (and so to its variant), and the two sides of an
+    # attention check differ byte for byte.
+    return Response(
+        blind_png(path),
+        media_type="image/png",
+        headers={"Cache-Control": "private, no-store"},
     )
 
 

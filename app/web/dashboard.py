@@ -26,7 +26,8 @@ from app.web.deps import RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render
 
-router = APIRouter()
+# A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
+router = APIRouter(include_in_schema=False)
 
 # Above any single machine's on-demand price (an 8×H100 node is under $100/h): a bigger
 # figure is a typo (cents typed as dollars, an extra zero), not a what-if.

@@ -19,7 +19,8 @@ from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
 
-router = APIRouter()
+# A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
+router = APIRouter(include_in_schema=False)
 
 PER_PAGE = 24
 MAX_PER_PAGE = 96

@@ -39,7 +39,8 @@ from app.web.deps import RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render, templates
 
-router = APIRouter()
+# A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
+router = APIRouter(include_in_schema=False)
 
 BOARD_ID = "leaderboard"
 POLL = "every 2s"

@@ -15,7 +15,8 @@ from app.web.deps import RunQuery, SessionDep
 from app.web.selection import all_runs, select_run
 from app.web.templating import render
 
-router = APIRouter()
+# A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
+router = APIRouter(include_in_schema=False)
 
 SortKey = Literal["config", "name", "latency", "speedup", "cost", "memory"]
 SORT_LABELS: dict[str, str] = {

@@ -29,7 +29,8 @@ from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
 from app.web.templating import render
 
-router = APIRouter()
+# A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
+router = APIRouter(include_in_schema=False)
 
 PROGRESS_TARGET = "run-progress"
 LIVE_STATUSES = (RunStatus.pending, RunStatus.running)

@@ -542,3 +542,8 @@ def test_api_openapi_lists_the_endpoints(demo_client: TestClient) -> None:
             if name.endswith(("_s", "_gb")) or name.startswith("usd_"):
                 assert field.get("description"), f"{model}.{name}"
     assert demo_client.get("/docs").status_code == 200
+    # Exactly the API, the admin's exports and the health check: no HTML page.
+    paths = [path for path in schema["paths"] if path != "/healthz"]
+    assert all(path.startswith(("/api/v1/", "/admin/export/")) for path in paths), sorted(
+        schema["paths"]
+    )
