@@ -76,13 +76,17 @@ def _seeds(run: Run) -> list[int]:
     return [int(s) for s in run.config["seeds"]]
 
 
-def _checked_seed(run: Run, seed: int | None) -> int:
+def _checked_seed(run: Run, seed: int | None, *, missing_status: int = 422) -> int:
+    """The seed to show. A seed the run lacks is a bad filter on the gallery (422) and a
+    resource that does not exist on a prompt's page (404: that prompt at that seed)."""
     seeds = _seeds(run)
     if seed is None:
         return seeds[0]
     if seed not in seeds:
         listed = ", ".join(str(s) for s in seeds)
-        raise HTTPException(422, f"seed: {seed} is not a seed of run #{run.id} (one of {listed})")
+        raise HTTPException(
+            missing_status, f"seed: {seed} is not a seed of run #{run.id} (one of {listed})"
+        )
     return seed
 
 
@@ -370,7 +374,7 @@ def prompt_page(
     if prompt is None:
         raise HTTPException(404, f"prompt {prompt_id} not found")
     run = prompt.run
-    chosen_seed = _checked_seed(run, seed)
+    chosen_seed = _checked_seed(run, seed, missing_status=404)
     cells = _cells(session, _variants(session, run), [prompt.id], chosen_seed)[prompt.id]
 
     context: dict[str, Any] = {

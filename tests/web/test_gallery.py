@@ -443,7 +443,6 @@ def test_prompt_page_compare_with_a_failed_variant_says_why(
     [
         ("?left=nope", "left: no variant named 'nope'"),
         ("?right=%3Cb%3E", "right: no variant named '<b>'"),
-        ("?seed=9", "seed: 9 is not a seed of run"),
         ("?left=" + "x" * 65, "left"),
     ],
 )
@@ -454,6 +453,12 @@ def test_prompt_page_bad_query_is_422_with_reason(
     assert response.status_code == 422
     assert reason in reasons(response)
     assert html(response).select("main b") == []
+
+
+def test_prompt_page_seed_the_run_lacks_is_404(demo_client: TestClient, db: Db) -> None:
+    response = demo_client.get(f"/prompts/{db.prompts[0].id}?seed=9")
+    assert response.status_code == 404
+    assert "seed: 9 is not a seed of run" in reasons(response)
 
 
 def test_prompt_page_seed_switch_shows_that_seeds_images(demo_client: TestClient, db: Db) -> None:
