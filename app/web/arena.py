@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import ClientDisconnect
 
 from app.arena.catalog import (
     ArenaCache,
@@ -384,10 +385,14 @@ async def read_vote_form(request: Request) -> VoteForm:
         raise ArenaError(415, f"a vote is a form ({FORM_TYPE}), not {content_type or 'nothing'}")
     body = bytearray()
     # Content-Length may be absent (chunked) or lie: count what actually arrives.
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_VOTE_BODY_BYTES:
-            raise ArenaError(413, f"a vote is at most {MAX_VOTE_BODY_BYTES} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_VOTE_BODY_BYTES:
+                raise ArenaError(413, f"a vote is at most {MAX_VOTE_BODY_BYTES} bytes")
+    except ClientDisconnect:
+        # Nobody reads the answer, but a 500 and a logged traceback would cry wolf.
+        raise ArenaError(400, "the client went away before its vote arrived") from None
     try:
         pairs = parse_qsl(
             body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=8

@@ -670,3 +670,39 @@ def _pixels(png: bytes) -> bytes:
 
     with Image.open(io.BytesIO(png)) as image:
         return image.convert("RGB").tobytes()
+
+
+def test_arena_vote_from_a_client_that_went_away_is_a_4xx(writable_client: TestClient) -> None:
+    async def post_then_disconnect() -> list[dict[str, object]]:
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/arena/vote",
+            "raw_path": b"/arena/vote",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        await writable_client.app(scope, receive, send)  # type: ignore[arg-type]
+        return sent
+
+    assert writable_client.portal is not None
+    sent = writable_client.portal.call(post_then_disconnect)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
