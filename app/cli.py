@@ -240,6 +240,9 @@ def serve(
         "app.web.main:create_app",
         factory=True,
         host=bind,
+        # Forwarded headers are believed only from FLUX_PLAYGROUND_TRUSTED_PROXIES, by the
+        # app itself (uvicorn's default would trust any local process's X-Forwarded-For).
+        proxy_headers=False,
         port=port or settings.port,
         log_level="info",
     )

@@ -67,6 +67,24 @@ class Settings(BaseSettings):
         description="Where workers on this machine hold their device locks (one worker "
         "measures on a device at a time). Must be the same folder for every worker of a host.",
     )
+    arena_network_votes_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description="Votes per minute from one network (an IPv4 address, an IPv6 /64), "
+        "whatever cookies it uses; more get HTTP 429. A panel of 20 behind one NAT voting "
+        "as fast as people do stays under it.",
+    )
+    arena_network_new_raters_per_hour: int = Field(
+        default=100,
+        ge=1,
+        description="New anonymous raters per hour from one network; more get HTTP 429.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is "
+        "believed (per-network limits, admin lockout). Empty: none, the peer's address is "
+        "the client's. '*' trusts every peer: only when nothing else can reach the app.",
+    )
     worker_lease_s: float = Field(
         default=1800.0,
         gt=0,

@@ -286,6 +286,7 @@ class Rater(Base):
     """An anonymous rater: the id lives in a signed cookie."""
 
     __tablename__ = "raters"
+    __table_args__ = (Index("ix_raters_network_created", "network", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4 hex
     panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
@@ -294,6 +295,9 @@ class Rater(Base):
     attention_failed: Mapped[int] = mapped_column(Integer, default=0)
     # Set when the rater fails attention checks; their votes are left out of the ranking.
     flagged: Mapped[bool] = mapped_column(default=False)
+    # Where the rater was created from (app/arena/network.py): new raters per network are
+    # limited, since a cookie costs a bot nothing.
+    network: Mapped[str | None] = mapped_column(String(64))
 
     panel: Mapped[Panel | None] = relationship()
 
@@ -327,6 +331,8 @@ class Vote(Base):
         Index("ix_votes_run_created", "run_id", "created_at"),
         # The per-rater rate limit counts a rater's votes of the last minute on every vote.
         Index("ix_votes_rater_created", "rater_id", "created_at"),
+        # ...and the per-network one the network's.
+        Index("ix_votes_network_created", "network", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -342,6 +348,8 @@ class Vote(Base):
     rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"))
     panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
     attention_check: Mapped[bool] = mapped_column(default=False)
+    # The voter's network (app/arena/network.py), for per-network limits.
+    network: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

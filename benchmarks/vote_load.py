@@ -309,6 +309,9 @@ def server_settings(db: Path, media: Path) -> dict[str, str]:
         "FLUX_PLAYGROUND_SECRET_KEY": secrets.token_urlsafe(32),
         # Many machine clients, not a person: the per-rater limit must not shape the load.
         "FLUX_PLAYGROUND_ARENA_VOTES_PER_MINUTE": str(10**9),
+        # ...nor the per-network ones: every client here is 127.0.0.1.
+        "FLUX_PLAYGROUND_ARENA_NETWORK_VOTES_PER_MINUTE": str(10**9),
+        "FLUX_PLAYGROUND_ARENA_NETWORK_NEW_RATERS_PER_HOUR": str(10**9),
     }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import combinations
 from typing import cast
 
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 from sqlalchemy.orm import Session
 
 from app.arena.catalog import Contender, RunCatalog, load_catalog
+from app.arena.network import NEW_RATER_WINDOW_S
 from app.models import Matchup, Panel, Rater, Run, Vote, utcnow
 
 TOKEN_SALT = "flux-playground.arena.matchup"
@@ -139,6 +141,10 @@ _RATER = (
     .where(RATERS.c.id == bindparam("rater"))
 )
 _INSERT_RATER = insert(RATERS)
+# Raters created from the network bound to :network since :since.
+_NETWORK_NEW_RATERS = select(func.count()).where(
+    RATERS.c.network == bindparam("network"), RATERS.c.created_at > bindparam("since")
+)
 _JOIN_PANEL = (
     update(RATERS).where(RATERS.c.id == bindparam("rater")).values(panel_id=bindparam("panel"))
 )
@@ -156,11 +162,19 @@ class Opened:
 
 
 def open_matchup(
-    conn: Connection, *, run_id: int, rater_id: str | None, panel_code: str | None, pick: Pick
+    conn: Connection,
+    *,
+    run_id: int,
+    rater_id: str | None,
+    panel_code: str | None,
+    pick: Pick,
+    network: str | None = None,
+    new_raters_per_hour: int | None = None,
 ) -> Opened:
     """Record `pick` as a matchup issued to the rater of a (verified) cookie id, creating the
     rater when there is none; a valid panel code joins its panel. In the caller's
-    transaction; raises ArenaError (404, nothing written) for an unknown panel code."""
+    transaction; raises ArenaError, nothing written, for an unknown panel code (404) or a
+    network that made more than `new_raters_per_hour` raters in the last hour (429)."""
     panel: tuple[int, str] | None = None
     if panel_code:
         found = conn.execute(_PANEL_BY_CODE, {"code": panel_code}).first()
@@ -169,8 +183,25 @@ def open_matchup(
         panel = (found.id, found.name)
     known = conn.execute(_RATER, {"rater": rater_id}).first() if rater_id else None
     if rater_id is None or known is None:
+        if network is not None and new_raters_per_hour is not None:
+            since = utcnow() - timedelta(seconds=NEW_RATER_WINDOW_S)
+            made = conn.execute(_NETWORK_NEW_RATERS, {"network": network, "since": since})
+            if made.scalar_one() >= new_raters_per_hour:
+                raise ArenaError(
+                    429,
+                    f"too many new raters from your network: at most {new_raters_per_hour} "
+                    "an hour; keep your cookie to go on voting",
+                )
         rater_id = uuid.uuid4().hex
-        conn.execute(_INSERT_RATER, {"id": rater_id, "panel_id": panel[0] if panel else None})
+        conn.execute(
+            _INSERT_RATER,
+            {
+                "id": rater_id,
+                "panel_id": panel[0] if panel else None,
+                "network": network,
+                "created_at": utcnow(),
+            },
+        )
         panel_name, rater_votes = (panel[1] if panel else None), 0
     else:
         panel_id, panel_name, rater_votes = known

@@ -50,6 +50,11 @@ _RATER_PANEL_AND_VOTES = select(
     RATER_VOTES,
 ).where(RATERS.c.id == bindparam("rater"))
 
+# Votes from the network bound to :network since :since (index range on votes(network, ...)).
+_NETWORK_VOTES = select(func.count()).where(
+    VOTES.c.network == bindparam("network"), VOTES.c.created_at > bindparam("since")
+)
+
 _CLAIM_MATCHUP = (
     update(MATCHUPS)
     .where(
@@ -140,13 +145,20 @@ def check_ballot(
     return Ballot(matchup_id=payload["m"], rater_id=rater_id, outcome=answer)
 
 
-def store_ballot(conn: Connection, ballot: Ballot, *, votes_per_minute: int) -> RecordedVote:
+def store_ballot(
+    conn: Connection,
+    ballot: Ballot,
+    *,
+    votes_per_minute: int,
+    network: str | None = None,
+    network_votes_per_minute: int | None = None,
+) -> RecordedVote:
     """Store the vote and mark its matchup answered, in the caller's transaction. Raises
-    ArenaError, having written nothing, when the vote is not acceptable."""
+    ArenaError, having written nothing, when the vote is not acceptable. `network` (see
+    app/arena/network.py) is stored with the vote and, with a limit, limited."""
     now = utcnow()
-    rater = conn.execute(
-        _RATER_PANEL_AND_VOTES, {"rater": ballot.rater_id, "since": now - RATE_WINDOW}
-    ).first()
+    since = now - RATE_WINDOW
+    rater = conn.execute(_RATER_PANEL_AND_VOTES, {"rater": ballot.rater_id, "since": since}).first()
     if rater is None:
         raise ArenaError(400, "this matchup was never issued")
     panel_id, recent, cast_before = rater
@@ -154,6 +166,14 @@ def store_ballot(conn: Connection, ballot: Ballot, *, votes_per_minute: int) -> 
     # both pass this count; on SQLite the writes are serialized.)
     if recent >= votes_per_minute:
         raise ArenaError(429, f"too many votes: at most {votes_per_minute} a minute")
+    # ...nor than a network of people does, whatever cookies it takes.
+    if network is not None and network_votes_per_minute is not None:
+        from_network = conn.execute(_NETWORK_VOTES, {"network": network, "since": since})
+        if from_network.scalar_one() >= network_votes_per_minute:
+            raise ArenaError(
+                429,
+                f"too many votes from your network: at most {network_votes_per_minute} a minute",
+            )
     # 5. Once, by this rater: only an unanswered matchup issued to them matches.
     keys = {"matchup": ballot.matchup_id, "rater": ballot.rater_id}
     claimed = conn.execute(_CLAIM_MATCHUP, {**keys, "now": now}).first()
@@ -178,7 +198,9 @@ def store_ballot(conn: Connection, ballot: Ballot, *, votes_per_minute: int) -> 
         "rater_id": ballot.rater_id,
         "created_at": now,
     }
-    vote_id = conn.execute(_INSERT_VOTE, {**columns, "panel_id": panel_id}).scalar_one()
+    vote_id = conn.execute(
+        _INSERT_VOTE, {**columns, "panel_id": panel_id, "network": network}
+    ).scalar_one()
     return RecordedVote(id=vote_id, rater_votes=cast_before + 1, **columns)
 
 

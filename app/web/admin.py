@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from app.arena.vote_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.config import Settings
 from app.models import Panel, Rater, Run, Vote
-from app.web.deps import SessionDep, SettingsDep
+from app.web.deps import SessionDep, SettingsDep, client_network
 from app.web.selection import all_runs
 from app.web.templating import render
 
@@ -89,7 +89,9 @@ class WrongTokens:
 def _checked_token(request: Request, candidate: str, settings: Settings) -> bool:
     """Whether `candidate` is the admin token; 429 while this client is locked out."""
     wrong: WrongTokens = request.app.state.admin_wrong_tokens
-    client = request.client.host if request.client else "unknown"
+    # By network, and through trusted proxies only: a rotating X-Forwarded-For from an
+    # untrusted peer changes nothing.
+    client = client_network(request)
     wait_s = wrong.retry_after_s(client)
     if wait_s is not None:
         raise HTTPException(

@@ -54,7 +54,7 @@ from app.arena.write_queue import WriteQueue
 from app.config import Settings
 from app.models import Matchup, Run, Vote, VoteOutcome
 from app.web.blind import blind_png
-from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
+from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep, client_network
 from app.web.selection import select_run
 from app.web.templating import render
 
@@ -274,7 +274,15 @@ async def arena(
     writes: WriteQueue = request.app.state.writes
     try:
         opened = await writes.run(
-            partial(open_matchup, run_id=run_id, rater_id=cookie_rater, panel_code=panel, pick=pick)
+            partial(
+                open_matchup,
+                run_id=run_id,
+                rater_id=cookie_rater,
+                panel_code=panel,
+                pick=pick,
+                network=client_network(request),
+                new_raters_per_hour=settings.arena_network_new_raters_per_hour,
+            )
         )
     except ArenaError as exc:
         # An unknown panel code: the error page, not a matchup the rater did not ask for.
@@ -435,7 +443,13 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
     writes: WriteQueue = request.app.state.writes
     # DESIGN.md rule 5: a vote that got a 2xx is in the database (run() returns after COMMIT).
     vote = await writes.run(
-        partial(store_ballot, ballot=ballot, votes_per_minute=settings.arena_votes_per_minute)
+        partial(
+            store_ballot,
+            ballot=ballot,
+            votes_per_minute=settings.arena_votes_per_minute,
+            network=client_network(request),
+            network_votes_per_minute=settings.arena_network_votes_per_minute,
+        )
     )
     # Post/redirect/get for a plain form: reloading the reveal page does not post it again.
     see_reveal = RedirectResponse(f"/arena/reveal/{vote.matchup_id}", status_code=303)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
+from app.arena.network import network_of
 from app.config import Settings
 
 
@@ -32,3 +33,9 @@ RunQuery = Annotated[
 ]
 RunPath = Annotated[int, Path(ge=1, le=INT64_MAX, description="Run id.")]
 IdPath = Annotated[int, Path(ge=1, le=INT64_MAX)]
+
+
+def client_network(request: Request) -> str:
+    """The client's network (app/arena/network.py). Its address is the peer's, or, from a
+    proxy named in FLUX_PLAYGROUND_TRUSTED_PROXIES, what that proxy forwarded."""
+    return network_of(request.client.host if request.client else None)

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.arena.catalog import ArenaCache
 from app.arena.matchups import ArenaError
@@ -58,6 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", CachedStaticFiles(directory=ROOT / "static"), name="static")
     install_error_pages(app)
     app.add_middleware(MicroCache, ttl_s=settings.page_cache_s)
+    if settings.trusted_proxies.strip():
+        # Outermost, so every limit sees the forwarded client. Only for the named proxies:
+        # anyone else's X-Forwarded-For is ignored (serve starts uvicorn without its own).
+        trusted = [host.strip() for host in settings.trusted_proxies.split(",") if host.strip()]
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
     for module in (overview, gallery, dashboard, runs, arena, leaderboard, admin, api):
         app.include_router(module.router)
 

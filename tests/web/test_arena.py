@@ -63,6 +63,10 @@ class Db:
         with session_scope(self.engine) as session:
             return session.scalar(select(func.count()).select_from(Rater)) or 0
 
+    def vote_networks(self) -> set[str | None]:
+        with session_scope(self.engine) as session:
+            return set(session.scalars(select(Vote.network)))
+
     def matchups(self) -> int:
         with session_scope(self.engine) as session:
             return session.scalar(select(func.count()).select_from(Matchup)) or 0
@@ -706,3 +710,64 @@ def test_arena_vote_from_a_client_that_went_away_is_a_4xx(writable_client: TestC
     sent = writable_client.portal.call(post_then_disconnect)
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 400
+
+
+# Networks: a cookie costs a bot nothing, an address does.
+
+
+def _fresh_cookie_votes(client: TestClient, run_id: int, n: int, **headers: str) -> list[int]:
+    """n votes, each from a fresh rater (cookie cleared before each matchup): the statuses."""
+    statuses = []
+    for _ in range(n):
+        client.cookies.clear()
+        page = client.get("/arena", params={"run": str(run_id)}, headers=headers)
+        if page.status_code != 200:
+            statuses.append(page.status_code)
+            continue
+        soup = BeautifulSoup(page.text, "html.parser")
+        token_input = soup.select_one("form.arena-form input[name=token]")
+        assert token_input is not None
+        statuses.append(cast(client, str(token_input["value"]), headers=headers).status_code)
+    return statuses
+
+
+def test_arena_fresh_cookies_do_not_escape_the_network_vote_limit(
+    make_client: Callable[..., TestClient], db: Db
+) -> None:
+    client = make_client(arena_network_votes_per_minute=5)
+    statuses = _fresh_cookie_votes(client, db.run_id, 8)
+    assert statuses == [303] * 5 + [429] * 3
+    assert db.votes() == 5
+
+
+def test_arena_new_raters_per_network_are_limited(
+    make_client: Callable[..., TestClient], db: Db
+) -> None:
+    client = make_client(arena_network_new_raters_per_hour=3)
+    for _ in range(3):
+        client.cookies.clear()
+        assert client.get("/arena", params={"run": str(db.run_id)}).status_code == 200
+    client.cookies.clear()
+    refused = client.get("/arena", params={"run": str(db.run_id)})
+    assert refused.status_code == 429
+    assert "too many new raters from your network" in refused.text
+
+
+def test_arena_forwarded_for_believed_only_from_trusted_proxies(
+    make_client: Callable[..., TestClient], db: Db
+) -> None:
+    # Untrusted: a rotating X-Forwarded-For is ignored, the peer's address is the network.
+    untrusted = make_client(arena_network_votes_per_minute=3)
+    rotating = [
+        _fresh_cookie_votes(untrusted, db.run_id, 1, **{"X-Forwarded-For": f"198.51.100.{n}"})[0]
+        for n in range(5)
+    ]
+    assert rotating == [303] * 3 + [429] * 2
+    # Trusted (the test client's peer is "testclient"): each forwarded network its own.
+    trusted = make_client(arena_network_votes_per_minute=3, trusted_proxies="testclient")
+    forwarded = [
+        _fresh_cookie_votes(trusted, db.run_id, 1, **{"X-Forwarded-For": f"203.0.113.{n}"})[0]
+        for n in range(5)
+    ]
+    assert forwarded == [303] * 5
+    assert {f"203.0.113.{n}" for n in range(5)} <= db.vote_networks()
