@@ -141,9 +141,13 @@ _RATER = (
     .where(RATERS.c.id == bindparam("rater"))
 )
 _INSERT_RATER = insert(RATERS)
-# Raters created from the network bound to :network since :since.
-_NETWORK_NEW_RATERS = select(func.count()).where(
-    RATERS.c.network == bindparam("network"), RATERS.c.created_at > bindparam("since")
+# Raters created from the network bound to :network since :since, counted up to :limit
+# (bounded work however many it made).
+_NETWORK_NEW_RATERS = select(func.count()).select_from(
+    select(RATERS.c.id)
+    .where(RATERS.c.network == bindparam("network"), RATERS.c.created_at > bindparam("since"))
+    .limit(bindparam("limit"))
+    .subquery()
 )
 _JOIN_PANEL = (
     update(RATERS).where(RATERS.c.id == bindparam("rater")).values(panel_id=bindparam("panel"))
@@ -185,7 +189,10 @@ def open_matchup(
     if rater_id is None or known is None:
         if network is not None and new_raters_per_hour is not None:
             since = utcnow() - timedelta(seconds=NEW_RATER_WINDOW_S)
-            made = conn.execute(_NETWORK_NEW_RATERS, {"network": network, "since": since})
+            made = conn.execute(
+                _NETWORK_NEW_RATERS,
+                {"network": network, "since": since, "limit": new_raters_per_hour},
+            )
             if made.scalar_one() >= new_raters_per_hour:
                 raise ArenaError(
                     429,

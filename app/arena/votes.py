@@ -50,11 +50,6 @@ _RATER_PANEL_AND_VOTES = select(
     RATER_VOTES,
 ).where(RATERS.c.id == bindparam("rater"))
 
-# Votes from the network bound to :network since :since (index range on votes(network, ...)).
-_NETWORK_VOTES = select(func.count()).where(
-    VOTES.c.network == bindparam("network"), VOTES.c.created_at > bindparam("since")
-)
-
 _CLAIM_MATCHUP = (
     update(MATCHUPS)
     .where(
@@ -151,11 +146,10 @@ def store_ballot(
     *,
     votes_per_minute: int,
     network: str | None = None,
-    network_votes_per_minute: int | None = None,
 ) -> RecordedVote:
     """Store the vote and mark its matchup answered, in the caller's transaction. Raises
     ArenaError, having written nothing, when the vote is not acceptable. `network` (see
-    app/arena/network.py) is stored with the vote and, with a limit, limited."""
+    app/arena/network.py) is stored with the vote; the web tier limits it beforehand."""
     now = utcnow()
     since = now - RATE_WINDOW
     rater = conn.execute(_RATER_PANEL_AND_VOTES, {"rater": ballot.rater_id, "since": since}).first()
@@ -166,14 +160,6 @@ def store_ballot(
     # both pass this count; on SQLite the writes are serialized.)
     if recent >= votes_per_minute:
         raise ArenaError(429, f"too many votes: at most {votes_per_minute} a minute")
-    # ...nor than a network of people does, whatever cookies it takes.
-    if network is not None and network_votes_per_minute is not None:
-        from_network = conn.execute(_NETWORK_VOTES, {"network": network, "since": since})
-        if from_network.scalar_one() >= network_votes_per_minute:
-            raise ArenaError(
-                429,
-                f"too many votes from your network: at most {network_votes_per_minute} a minute",
-            )
     # 5. Once, by this rater: only an unanswered matchup issued to them matches.
     keys = {"matchup": ballot.matchup_id, "rater": ballot.rater_id}
     claimed = conn.execute(_CLAIM_MATCHUP, {**keys, "now": now}).first()

@@ -440,6 +440,11 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
         secret_key=settings.secret_key,
         max_age_s=settings.arena_token_ttl_s,
     )
+    # A network of people votes only so fast, whatever cookies it takes (app/arena/network.py).
+    network = client_network(request)
+    if not request.app.state.network_votes.allow(network):
+        limit = settings.arena_network_votes_per_minute
+        raise ArenaError(429, f"too many votes from your network: at most {limit} a minute")
     writes: WriteQueue = request.app.state.writes
     # DESIGN.md rule 5: a vote that got a 2xx is in the database (run() returns after COMMIT).
     vote = await writes.run(
@@ -447,8 +452,7 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
             store_ballot,
             ballot=ballot,
             votes_per_minute=settings.arena_votes_per_minute,
-            network=client_network(request),
-            network_votes_per_minute=settings.arena_network_votes_per_minute,
+            network=network,
         )
     )
     # Post/redirect/get for a plain form: reloading the reveal page does not post it again.

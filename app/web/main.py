@@ -14,6 +14,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.arena.catalog import ArenaCache
 from app.arena.matchups import ArenaError
+from app.arena.network import RATE_WINDOW_S, SlidingWindowLimit
 from app.arena.write_queue import WriteQueue
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The arena's votes are written by one thread per process, in group commits.
     app.state.writes = WriteQueue(engine, refusals=(ArenaError,))
     app.state.arena_cache = ArenaCache()
+    app.state.network_votes = SlidingWindowLimit(
+        settings.arena_network_votes_per_minute, RATE_WINDOW_S
+    )
     app.state.admin_wrong_tokens = admin.WrongTokens()
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
