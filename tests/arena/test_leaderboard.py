@@ -294,7 +294,7 @@ def test_leaderboard_by_category(writable_demo: DemoData, engine: Engine) -> Non
 def test_leaderboard_verdict_dev_turbo_vs_dev(writable_demo: DemoData, engine: Engine) -> None:
     url, run_id = writable_demo.database_url, writable_demo.run_id
     add_votes(
-        url, run_id, [("dev-turbo", "dev", "tie")] * 200 + [("dev", "dev-turbo", "tie")] * 200
+        url, run_id, [("dev-turbo", "dev", "tie")] * 500 + [("dev", "dev-turbo", "tie")] * 500
     )
     view = board(engine, run_id)
     turbo, fp8 = view.verdicts
@@ -304,7 +304,7 @@ def test_leaderboard_verdict_dev_turbo_vs_dev(writable_demo: DemoData, engine: E
         "indistinguishable",
     )
     assert turbo.margin == 0.05
-    assert (turbo.games, turbo.votes_needed) == (400, 0)
+    assert (turbo.games, turbo.votes_needed) == (1000, 0)
     # schnell-fp8 failed: no votes against schnell, so undecided with a vote estimate.
     assert (fp8.variant, fp8.reference, fp8.verdict, fp8.games) == (
         "schnell-fp8",
@@ -314,12 +314,12 @@ def test_leaderboard_verdict_dev_turbo_vs_dev(writable_demo: DemoData, engine: E
     )
     assert fp8.votes_needed is not None and fp8.votes_needed > 0
 
-    add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 120)
+    add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 250)
     turbo = board(engine, run_id).verdicts[0]
     assert turbo.verdict == "better"
     counts = count_votes(
         NAMES,
-        [("dev-turbo", "dev", "tie")] * 400 + [("dev-turbo", "dev", "left")] * 120,
+        [("dev-turbo", "dev", "tie")] * 1000 + [("dev-turbo", "dev", "left")] * 250,
     )
     assert turbo == verdict(counts, "dev-turbo", "dev", margin=0.05)
 
