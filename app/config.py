@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         ge=1,
         description="New anonymous raters per hour from one network; more get HTTP 429.",
     )
+    arena_preliminary_votes: int = Field(
+        default=300,
+        ge=0,
+        description="A rating from fewer votes than this is marked preliminary on the "
+        "leaderboard (TTS-Arena marks < 300; LMArena lists a model after ~1,000).",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is "

@@ -99,5 +99,6 @@ def leaderboard_page(
             "self_url": f"/leaderboard?{urlencode(query)}",
             "poll": POLL,
             "version_header": VERSION_HEADER,
+            "preliminary_votes": request.app.state.settings.arena_preliminary_votes,
         }
     return render(request, "leaderboard.html", context, block="board")

@@ -27,9 +27,10 @@ from app.arena.leaderboard import (
     fmt_verdict,
     leaderboard,
 )
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import get_engine, make_engine, session_scope
 from app.models import Panel, Run
+from app.web.main import create_app
 from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData
 
@@ -258,3 +259,26 @@ def test_leaderboard_cli_unknown_run_one_line_error(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     assert message in lines[0]
+
+
+def test_leaderboard_page_marks_ratings_from_few_votes_preliminary(
+    writable_demo: DemoData,
+) -> None:
+    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
+    games = {name: 0 for name in ("dev", "dev-turbo", "schnell", "schnell-fp8")}
+    for left, right, _ in MIXED:
+        games[left] += 1
+        games[right] += 1
+    threshold = sorted(games.values())[2]  # some variants below it, some at or above
+    settings = Settings(
+        database_url=writable_demo.database_url,
+        media_dir=writable_demo.media_dir,
+        page_cache_s=0,
+        arena_preliminary_votes=threshold,
+    )
+    with TestClient(create_app(settings)) as client:
+        page = _page(client.get(f"/leaderboard?run={writable_demo.run_id}"))
+    rows = _board(page).select("table.leaderboard-table tbody tr.variant-row")
+    marked = {row["data-variant"]: row.select_one(".preliminary") is not None for row in rows}
+    assert marked == {name: n < threshold for name, n in games.items()}
+    assert any(marked.values()) and not all(marked.values())
