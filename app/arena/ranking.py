@@ -579,9 +579,7 @@ def _cs_half_width(games: int, alpha: float) -> float:
     return math.sqrt(v * math.log(v / (rho * alpha * alpha))) / games
 
 
-def confidence_sequence(
-    score: float, games: int, confidence: float = 0.95
-) -> tuple[float, float]:
+def confidence_sequence(score: float, games: int, confidence: float = 0.95) -> tuple[float, float]:
     """An anytime-valid interval for the win rate: with probability `confidence` it holds at
     every count of votes at once, so a verdict may be looked at after every vote.
 
