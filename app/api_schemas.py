@@ -137,3 +137,62 @@ class GenerationPage(BaseModel):
     limit: int
     offset: int
     items: list[GenerationOut] = Field(description="By variant, prompt position, then seed.")
+
+
+class LeaderboardRowOut(BaseModel):
+    name: str
+    reference: str | None = Field(description="The variant's own reference (its base), if any.")
+    rank: int | None = Field(
+        description="1 + the variants whose interval lies wholly above this one's."
+    )
+    rating: float | None = Field(
+        description="Bradley–Terry rating on the Elo scale (reference pinned at 1000); null "
+        "when not a finite number (see rating_status)."
+    )
+    rating_status: str = Field(
+        description="ok, above (+inf), below (-inf), not_connected or not_identified."
+    )
+    ci_low: float | None = Field(description="95% bootstrap interval, low end; null if -inf.")
+    ci_high: float | None = Field(description="95% bootstrap interval, high end; null if +inf.")
+    elo: float = Field(description="Online Elo (K=4) over the counted votes, in vote order.")
+    votes: int = Field(description="Counted votes this variant took part in.")
+    wins: int
+    ties: int = Field(description="Ties, both_bad included (each counts half).")
+    losses: int
+    both_bad: int
+    preliminary: bool = Field(
+        description="Fewer votes than FLUX_PLAYGROUND_ARENA_PRELIMINARY_VOTES: may move a lot."
+    )
+
+
+class VerdictOut(BaseModel):
+    variant: str
+    reference: str
+    verdict: str = Field(description="better, worse, indistinguishable or undecided.")
+    test: str = Field(description="The interval the verdict is read from.")
+    win_rate: float | None = Field(description="Head-to-head score share, ties half.")
+    ci_low: float
+    ci_high: float
+    games: int
+    wins: int
+    losses: int
+    ties: int
+    margin: float = Field(description="Indistinguishable: the interval within 0.5 ± margin.")
+    equivalent: bool
+    votes_needed: int | None = Field(
+        description="More head-to-head votes likely needed if the rate holds; 0 when decided."
+    )
+    message: str
+
+
+class LeaderboardOut(BaseModel):
+    run_id: int
+    panel: str | None = Field(description="The panel whose votes are counted; null: all.")
+    reference: str = Field(description="The variant pinned at 1000.")
+    votes_counted: int
+    votes_left_out: int = Field(description="Votes of flagged raters, not counted.")
+    bootstrap_rounds: int
+    confidence: float
+    version: str = Field(description="Changes whenever the counted votes change.")
+    rows: list[LeaderboardRowOut] = Field(description="Best first.")
+    verdicts: list[VerdictOut] = Field(description="Each variant against its reference.")

@@ -7,9 +7,10 @@ Heavy imports (torch, diffusers, uvicorn) happen inside the commands that need t
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.table import Table
 
 from app.config import DEFAULT_SECRET_KEY, get_settings
 from app.errors import InputFileError
+
+if TYPE_CHECKING:
+    from app.arena.leaderboard import LeaderboardView
 
 app = typer.Typer(
     help="Benchmark text-to-image variants: images, latency, cost and human preference.",
@@ -159,14 +163,30 @@ def leaderboard(
     rounds: Annotated[
         int, typer.Option(min=0, help="Bootstrap rounds for the 95% intervals.")
     ] = 1000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the leaderboard as JSON (the API's shape).")
+    ] = False,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Exit 1 when a variant's verdict against its reference is this one "
+            "(worse, undecided, indistinguishable or better; repeatable): a release gate.",
+        ),
+    ] = None,
 ) -> None:
     """A run's leaderboard from the arena's votes: Bradley–Terry rating with its 95%
     interval, Elo, votes, and each variant's verdict against its reference."""
+    labels = {"worse", "undecided", "indistinguishable", "better"}
+    unknown = sorted(set(fail_on or []) - labels)
+    if unknown:
+        raise _fail(
+            f"--fail-on: unknown verdict {unknown[0]!r} (one of {', '.join(sorted(labels))})"
+        )
     from rich.markup import escape
     from sqlalchemy import select
 
-    from app.arena.leaderboard import fmt_interval, fmt_rank, fmt_rating, fmt_verdict
     from app.arena.leaderboard import leaderboard as compute
+    from app.arena.leaderboard import leaderboard_data
     from app.db import get_engine, session_scope
     from app.models import Panel, Run
 
@@ -182,8 +202,34 @@ def leaderboard(
         panel_id = panel_row.id if panel_row else None
         view = compute(session, run_row, panel_id=panel_id, rounds=rounds)
         title = f"run {run_row.id} {run_row.name}"
-        if panel_row is not None:
-            title += f", panel {panel_row.name}"
+        panel_name = panel_row.name if panel_row is not None else None
+        if panel_name is not None:
+            title += f", panel {panel_name}"
+
+    if as_json:
+        data = leaderboard_data(
+            view,
+            panel=panel_name,
+            preliminary_votes=get_settings().arena_preliminary_votes,
+        )
+        print(json.dumps(data, indent=2))
+    else:
+        _print_leaderboard(view, title)
+    failing = [v for v in view.verdicts if v.verdict in set(fail_on or [])]
+    for found in failing:
+        err_console.print(
+            f"[red]{escape(found.variant)}: {found.verdict} vs {escape(found.reference)}[/] "
+            f"({escape(found.message)})",
+            highlight=False,
+        )
+    if failing:
+        raise typer.Exit(1)
+
+
+def _print_leaderboard(view: LeaderboardView, title: str) -> None:
+    from rich.markup import escape
+
+    from app.arena.leaderboard import fmt_interval, fmt_rank, fmt_rating, fmt_verdict
 
     verdicts = {v.variant: v for v in view.verdicts}
     # Names are data, not Rich markup: a "[b]" in one must print as typed.

@@ -21,13 +21,14 @@ redrawing every resample.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -359,6 +360,50 @@ def leaderboard(
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return view
+
+
+# --- the leaderboard as data (API, CSV, `leaderboard --json`) ------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def leaderboard_data(
+    view: LeaderboardView, *, panel: str | None, preliminary_votes: int
+) -> dict[str, Any]:
+    """The view as plain JSON values (infinities as null plus a status): one shape for the
+    API, its CSV and the CLI, so a release gate reads what the page shows."""
+    return {
+        "run_id": view.run_id,
+        "panel": panel,
+        "reference": view.reference,
+        "votes_counted": view.n_votes,
+        "votes_left_out": view.flagged_votes,
+        "bootstrap_rounds": view.ranking.rounds,
+        "confidence": view.ranking.confidence,
+        "version": view.version,
+        "rows": [
+            {
+                "name": row.name,
+                "reference": row.reference,
+                "rank": row.rating.rank,
+                "rating": _finite(row.rating.rating),
+                "rating_status": row.rating.status,
+                "ci_low": _finite(row.rating.ci_low),
+                "ci_high": _finite(row.rating.ci_high),
+                "elo": row.elo,
+                "votes": row.votes,
+                "wins": row.rating.wins,
+                "ties": row.rating.ties,
+                "losses": row.rating.losses,
+                "both_bad": row.rating.both_bad,
+                "preliminary": row.votes < preliminary_votes,
+            }
+            for row in view.rows
+        ],
+        "verdicts": [dataclasses.asdict(verdict) for verdict in view.verdicts],
+    }
 
 
 # --- words for numbers (the page and the CLI) ----------------------------------------------

@@ -212,7 +212,9 @@ def open_matchup(
         panel_name, rater_votes = (panel[1] if panel else None), 0
     else:
         panel_id, panel_name, rater_votes = known
-        if panel is not None and panel[0] != panel_id:
+        # A link joins a rater to a panel once; it never moves a panel's rater to another
+        # (a cross-site link could otherwise pull raters out of a study).
+        if panel is not None and panel_id is None:
             conn.execute(_JOIN_PANEL, {"rater": rater_id, "panel": panel[0]})
             panel_name = panel[1]
     matchup_id = conn.execute(

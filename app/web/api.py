@@ -21,6 +21,8 @@ from app.api_schemas import (
     ErrorOut,
     GenerationOut,
     GenerationPage,
+    LeaderboardOut,
+    LeaderboardRowOut,
     PromptOut,
     PromptPage,
     RunDetailOut,
@@ -28,10 +30,12 @@ from app.api_schemas import (
     VariantOut,
     VariantsOut,
 )
+from app.arena.leaderboard import leaderboard, leaderboard_data
+from app.config import Settings
 from app.csv_cells import csv_cell
-from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
+from app.models import Generation, Job, JobStatus, Panel, Prompt, Run, Variant
 from app.summaries import variant_summaries
-from app.web.deps import SessionDep
+from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -314,3 +318,72 @@ def export_variants(session: SessionDep, run_id: RunId, usd_per_hour: Price = No
     header = ["usd_per_hour", *(name for name in VariantOut.model_fields if name != "config")]
     rows = [{**v.model_dump(), "usd_per_hour": out.usd_per_hour} for v in out.variants]
     return _csv_response(rows, header, _csv_filename(run, "variants"))
+
+
+PanelCode = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Only the votes of this panel (its invitation code); all counted votes "
+        "when left out.",
+    ),
+]
+
+
+def _leaderboard(
+    session: Session, settings: Settings, run_id: int, panel: str | None
+) -> LeaderboardOut:
+    run = _run_or_404(session, run_id)
+    panel_row = None
+    if panel:
+        panel_row = session.scalars(select(Panel).where(Panel.code == panel)).first()
+        if panel_row is None:
+            raise HTTPException(status_code=404, detail=f"unknown panel code {panel!r}")
+    view = leaderboard(session, run, panel_id=panel_row.id if panel_row else None)
+    return LeaderboardOut(
+        **leaderboard_data(
+            view,
+            panel=panel_row.name if panel_row else None,
+            preliminary_votes=settings.arena_preliminary_votes,
+        )
+    )
+
+
+@router.get(
+    "/runs/{run_id}/leaderboard",
+    responses={404: {"model": ErrorOut, "description": "No such run or panel code"}},
+    summary="The arena's leaderboard: ratings, intervals, ranks, verdicts",
+)
+def get_leaderboard(
+    session: SessionDep, settings: SettingsDep, run_id: RunId, panel: PanelCode = None
+) -> LeaderboardOut:
+    """What /leaderboard shows, as data: Bradley–Terry ratings (Elo scale, the reference at
+    1000) with 95% bootstrap intervals and ranks, each optimized variant's verdict against
+    its reference with the test behind it, and the votes counted and left out."""
+    return _leaderboard(session, settings, run_id, panel)
+
+
+@router.get(
+    "/runs/{run_id}/export/leaderboard.csv",
+    response_class=Response,
+    responses={**CSV_BODY, 404: {"model": ErrorOut, "description": "No such run or panel code"}},
+    summary="The leaderboard as CSV: one row per variant, with its verdict",
+)
+def export_leaderboard(
+    session: SessionDep, settings: SettingsDep, run_id: RunId, panel: PanelCode = None
+) -> Response:
+    board = _leaderboard(session, settings, run_id, panel)
+    verdicts = {v.variant: v for v in board.verdicts}
+    header = [*LeaderboardRowOut.model_fields, "verdict", "verdict_votes_needed"]
+    rows = [
+        {
+            **row.model_dump(),
+            "verdict": verdicts[row.name].verdict if row.name in verdicts else None,
+            "verdict_votes_needed": verdicts[row.name].votes_needed
+            if row.name in verdicts
+            else None,
+        }
+        for row in board.rows
+    ]
+    run = _run_or_404(session, run_id)
+    return _csv_response(rows, header, _csv_filename(run, "leaderboard"))

@@ -118,7 +118,7 @@ def test_arena_core_open_matchup_creates_keeps_and_moves_raters(writable_demo: D
         first = open_matchup(conn, rater_id="f" * 32, panel_code=None, **args)
         assert first.rater_id != "f" * 32
         assert (first.panel_name, first.rater_votes) == (None, 0)
-        # The same rater again; then through a panel link, which moves them to the panel.
+        # The same rater again; then through a panel link, which joins them to the panel.
         again = open_matchup(conn, rater_id=first.rater_id, panel_code=None, **args)
         joined = open_matchup(conn, rater_id=first.rater_id, panel_code="lab", **args)
         assert again.rater_id == joined.rater_id == first.rater_id
@@ -127,3 +127,10 @@ def test_arena_core_open_matchup_creates_keeps_and_moves_raters(writable_demo: D
         session.refresh(rater)
         assert rater.panel is not None and rater.panel.code == "lab"
         assert len({first.matchup_id, again.matchup_id, joined.matchup_id}) == 3
+        # Another panel's link does not move a panel's rater.
+        session.add(Panel(code="other", name="Other"))
+        session.flush()
+        stayed = open_matchup(conn, rater_id=first.rater_id, panel_code="other", **args)
+        assert stayed.panel_name == "Lab"
+        session.refresh(rater)
+        assert rater.panel.code == "lab"

@@ -282,3 +282,61 @@ def test_leaderboard_page_marks_ratings_from_few_votes_preliminary(
     marked = {row["data-variant"]: row.select_one(".preliminary") is not None for row in rows}
     assert marked == {name: n < threshold for name, n in games.items()}
     assert any(marked.values()) and not all(marked.values())
+
+
+def test_leaderboard_api_json_and_csv_match_the_view(
+    writable_client: TestClient, writable_demo: DemoData, engine: Engine
+) -> None:
+    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
+    response = writable_client.get(f"/api/v1/runs/{writable_demo.run_id}/leaderboard")
+    assert response.status_code == 200
+    data = response.json()
+    view = _view(engine, writable_demo.run_id)
+    assert (data["reference"], data["votes_counted"], data["version"]) == (
+        "dev",
+        len(MIXED),
+        view.version,
+    )
+    assert [row["name"] for row in data["rows"]] == [row.name for row in view.rows]
+    for got, row in zip(data["rows"], view.rows, strict=True):
+        assert got["rank"] == row.rating.rank and got["votes"] == row.votes
+        if row.rating.status == "ok":
+            assert got["rating"] == pytest.approx(row.rating.rating)
+        else:  # infinities travel as null plus the status
+            assert got["rating"] is None and got["rating_status"] == row.rating.status
+    turbo = data["verdicts"][0]
+    assert (turbo["variant"], turbo["verdict"]) == ("dev-turbo", view.verdicts[0].verdict)
+    assert turbo["test"].startswith("anytime-valid")
+
+    csv_response = writable_client.get(
+        f"/api/v1/runs/{writable_demo.run_id}/export/leaderboard.csv"
+    )
+    assert csv_response.status_code == 200
+    lines = csv_response.text.strip().splitlines()
+    assert lines[0].startswith("name,reference,rank,rating,")
+    assert [line.split(",")[0] for line in lines[1:]] == [row.name for row in view.rows]
+    assert (
+        writable_client.get(
+            f"/api/v1/runs/{writable_demo.run_id}/leaderboard?panel=nope"
+        ).status_code
+        == 404
+    )
+
+
+def test_leaderboard_cli_json_and_fail_on_worse(cli_env: None, writable_demo: DemoData) -> None:
+    run = str(writable_demo.run_id)
+    add_votes(writable_demo.database_url, writable_demo.run_id, [("dev", "dev-turbo", "left")] * 60)
+    result = CliRunner().invoke(cli.app, ["leaderboard", run, "--json", "--rounds", "20"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["verdicts"][0]["verdict"] == "worse"  # dev-turbo lost all 60 to dev
+
+    gate = CliRunner().invoke(cli.app, ["leaderboard", run, "--rounds", "0", "--fail-on", "worse"])
+    assert gate.exit_code == 1
+    assert "dev-turbo: worse vs dev" in gate.output
+    passed = CliRunner().invoke(
+        cli.app, ["leaderboard", run, "--rounds", "0", "--fail-on", "better"]
+    )
+    assert passed.exit_code == 0, passed.output
+    bad = CliRunner().invoke(cli.app, ["leaderboard", run, "--fail-on", "awful"])
+    assert bad.exit_code == 2 and "unknown verdict 'awful'" in bad.output
