@@ -128,3 +128,17 @@ def variant_summaries(
             )
         )
     return out
+
+
+# Which machine and process measured a run: kept in the database (the worker uses it), not
+# shown to the public (a host name tells an attacker where the GPUs are).
+PRIVATE_ENVIRONMENT_KEYS = ("host", "process")
+
+
+def public_environment(environment: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's or variant's environment as the pages and the API show it."""
+    return {
+        key: value
+        for key, value in (environment or {}).items()
+        if key not in PRIVATE_ENVIRONMENT_KEYS
+    }

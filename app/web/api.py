@@ -34,7 +34,7 @@ from app.arena.leaderboard import leaderboard, leaderboard_data
 from app.config import Settings
 from app.csv_cells import csv_cell
 from app.models import Generation, Job, JobStatus, Panel, Prompt, Run, Variant
-from app.summaries import variant_summaries
+from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -146,7 +146,7 @@ def get_run(session: SessionDep, run_id: RunId) -> RunDetailOut:
         prompt_set=run.prompt_set,
         warmup=run.warmup,
         repeats=run.repeats,
-        environment=run.environment,
+        environment=public_environment(run.environment),
         config=public_config(run.config),
     )
 

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant
+from app.summaries import public_environment
 from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
 from app.web.templating import render
@@ -221,7 +222,7 @@ def run_page(
         "nav": "runs",
         "run": run,
         "progress": run_progress(session, run),
-        "environment": flat_environment(run.environment or {}),
+        "environment": flat_environment(public_environment(run.environment)),
         "progress_target": PROGRESS_TARGET,
         **HELPERS,
     }

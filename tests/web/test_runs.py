@@ -236,6 +236,7 @@ def test_runs_finished_run_has_no_polling_trigger(
     }
     assert env["device"] == "cpu"
     assert env["packages.torch"]
+    assert "host" not in env and "process" not in env  # which machine: not public
 
 
 def test_runs_htmx_poll_of_finished_run_returns_fragment_without_trigger(
