@@ -328,22 +328,43 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
     )
 
 
+# The views by key (LRU), the newest view of each board (a run, a panel, a rounds count),
+# the keys being computed and the boards being refreshed: one computation per change set,
+# however many pages, polls and dashboards ask at once (DESIGN.md, rule 10).
 _cache: OrderedDict[LeaderboardKey, LeaderboardView] = OrderedDict()
+_newest: dict[tuple[object, ...], LeaderboardView] = {}
+_flights: dict[LeaderboardKey, threading.Event] = {}
+_refreshing: set[tuple[object, ...]] = set()
 _cache_lock = threading.Lock()
+# A follower gives up waiting for a leader after this long and computes itself.
+FLIGHT_WAIT_S = 120.0
+
+
+def _board(key: LeaderboardKey) -> tuple[object, ...]:
+    return tuple(key[:4])  # database, run, panel, rounds: the same table over time
 
 
 def cache_clear() -> None:
     with _cache_lock:
         _cache.clear()
+        _newest.clear()
 
 
 def leaderboard(
-    session: Session, run: Run, *, panel_id: int | None = None, rounds: int = ROUNDS
+    session: Session,
+    run: Run,
+    *,
+    panel_id: int | None = None,
+    rounds: int = ROUNDS,
+    stale_ok: bool = False,
 ) -> LeaderboardView:
-    """The run's leaderboard on its counted votes (one panel's, if given); cached by key.
+    """The run's leaderboard on its counted votes (one panel's, if given).
 
-    Two requests that miss at once both compute; the second result replaces the first,
-    which is equal. That costs one extra bootstrap at most and needs no lock around it.
+    One computation per key: concurrent callers of a key being computed wait for it (single
+    flight). With `stale_ok` (the live page, its poll, the dashboard), a caller whose key
+    changed since the last computation gets that last view at once while one background
+    thread computes the new one (stale while revalidate): a vote costs one bootstrap, not
+    one per viewer. The view's `version` says which votes it counts.
     """
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
@@ -353,13 +374,67 @@ def leaderboard(
         if cached is not None:
             _cache.move_to_end(key)
             return cached
-    view = _compute(session, run, key)
+        stale = _newest.get(_board(key)) if stale_ok else None
+    if stale is not None:
+        _refresh_in_background(session, run.id, key)
+        return stale
+    return _compute_once(session, run, key)
+
+
+def _compute_once(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView:
     with _cache_lock:
-        _cache[key] = view
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return view
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        flight = _flights.get(key)
+        leading = flight is None
+        if flight is None:
+            flight = _flights[key] = threading.Event()
+    if not leading:
+        flight.wait(FLIGHT_WAIT_S)
+        with _cache_lock:
+            cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        return _compute(session, run, key)  # the leader failed or is stuck: compute alone
+    try:
+        view = _compute(session, run, key)
+        with _cache_lock:
+            _cache[key] = view
+            _cache.move_to_end(key)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+            newest = _newest.get(_board(key))
+            if newest is None or newest.key.max_vote_id <= key.max_vote_id:
+                _newest[_board(key)] = view
+        return view
+    finally:
+        with _cache_lock:
+            _flights.pop(key, None)
+        flight.set()
+
+
+def _refresh_in_background(session: Session, run_id: int, key: LeaderboardKey) -> None:
+    """Compute the board's current view on a thread of its own, unless one already does."""
+    board = _board(key)
+    with _cache_lock:
+        if board in _refreshing:
+            return
+        _refreshing.add(board)
+    bind = session.get_bind()
+
+    def refresh() -> None:
+        try:
+            with Session(bind) as own:
+                run = own.get_one(Run, run_id)
+                # The key now: more votes may have come since the caller's.
+                current = leaderboard_key(own, run, panel_id=key.panel_id, rounds=key.rounds)
+                _compute_once(own, run, current)
+        finally:
+            with _cache_lock:
+                _refreshing.discard(board)
+
+    threading.Thread(target=refresh, name="leaderboard-refresh", daemon=True).start()
 
 
 # --- the leaderboard as data (API, CSV, `leaderboard --json`) ------------------------------

@@ -176,7 +176,7 @@ def dashboard(
     if selected is not None:
         price = selected.usd_per_hour if usd_per_hour is None else usd_per_hour
         variants = variant_summaries(session, selected, usd_per_hour=usd_per_hour)
-        view = leaderboard(session, selected)
+        view = leaderboard(session, selected, stale_ok=True)
         summaries = metric_summaries(session, selected.id)
         quality_key = quality or default_quality(view, summaries)
         metric_values: dict[str, dict[str, float | None]] = {}

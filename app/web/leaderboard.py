@@ -90,7 +90,11 @@ def leaderboard_page(
             if request.headers.get(VERSION_HEADER) == key.version:
                 return Response(status_code=204, headers={"Vary": "HX-Request"})
         query = {"run": selected.id} | ({"panel": panel_row.code} if panel_row else {})
-        view = leaderboard(session, selected, panel_id=panel_id)
+        # The newest computed view at once; a newer one is computed in the background and
+        # reaches the page at a later poll (one bootstrap per vote, not per viewer).
+        view = leaderboard(session, selected, panel_id=panel_id, stale_ok=True)
+        if _is_fragment(request) and request.headers.get(VERSION_HEADER) == view.version:
+            return Response(status_code=204, headers={"Vary": "HX-Request"})
         context |= {
             "view": view,
             # Recomputed with the board: metrics computed since the last vote show once a

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -373,3 +374,54 @@ def test_leaderboard_words_never_inf(
     assert fmt_rating(value) == words
     assert fmt_interval(low, high) == interval
     assert "inf" not in fmt_rating(value) + fmt_interval(low, high)
+
+
+def test_leaderboard_one_computation_per_change_set(
+    writable_demo: DemoData, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from app.arena import leaderboard as module
+
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    add_votes(url, run_id, MIXED)
+    computed: list[int] = []
+    real = module._compute
+
+    def slow_compute(session: Session, run: Run, key: module.LeaderboardKey) -> Any:
+        computed.append(key.max_vote_id)
+        time.sleep(0.3)  # long enough for every viewer below to arrive meanwhile
+        return real(session, run, key)
+
+    monkeypatch.setattr(module, "_compute", slow_compute)
+
+    def view(stale_ok: bool) -> module.LeaderboardView:
+        with session_scope(engine) as session:
+            return module.leaderboard(
+                session, session.get_one(Run, run_id), rounds=50, stale_ok=stale_ok
+            )
+
+    # Eight viewers of a board nobody computed yet: one computation, one view for all.
+    views: list[module.LeaderboardView] = []
+    threads = [threading.Thread(target=lambda: views.append(view(True))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(computed) == 1 and len({id(v) for v in views}) == 1
+
+    # A new vote: viewers get the last board at once while one thread computes the next.
+    add_votes(url, run_id, [("schnell", "dev", "left")])
+    stale = [view(True) for _ in range(5)]
+    assert {v.version for v in stale} == {views[0].version}
+    deadline = time.monotonic() + 30
+    while len(computed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the refresh has finished computing
+    fresh = view(True)
+    assert fresh.n_votes == len(MIXED) + 1
+    assert len(computed) == 2  # one computation for the change, not one per viewer
+    # A caller that must not see a stale board (the API, the CLI) gets the current one.
+    add_votes(url, run_id, [("schnell", "dev", "left")])
+    assert view(False).n_votes == len(MIXED) + 2
