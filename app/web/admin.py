@@ -131,6 +131,13 @@ class AdminRoute(APIRoute):
 
 router = APIRouter(prefix="/admin", route_class=AdminRoute, tags=["admin"])
 
+# What an export can answer besides 200 and 422 (FastAPI documents those itself).
+EXPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No admin session or bearer token, or a wrong one."},
+    404: {"description": "Admin pages are disabled (no token set), or no such run."},
+    429: {"description": "Too many wrong tokens from this network: wait (Retry-After)."},
+}
+
 
 # Auth
 
@@ -372,6 +379,7 @@ def _export(
 @router.get(
     "/export/votes.csv",
     dependencies=[Depends(require_admin)],
+    responses=EXPORT_ERRORS,
     summary="Votes as CSV (schema: docs/votes-export.md)",
     response_class=StreamingResponse,
 )
@@ -389,6 +397,7 @@ def export_votes_csv(
 @router.get(
     "/export/votes.jsonl",
     dependencies=[Depends(require_admin)],
+    responses=EXPORT_ERRORS,
     summary="Votes as JSON Lines (schema: docs/votes-export.md)",
     response_class=StreamingResponse,
 )

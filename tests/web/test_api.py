@@ -545,6 +545,13 @@ def test_api_openapi_lists_the_endpoints(demo_client: TestClient) -> None:
             if name.endswith(("_s", "_gb")) or name.startswith("usd_"):
                 assert field.get("description"), f"{model}.{name}"
     assert demo_client.get("/docs").status_code == 200
+    # Every status a route can answer is in its documentation.
+    for path, operations in schema["paths"].items():
+        codes = set(operations["get"]["responses"])
+        if "{run_id}" in path:
+            assert {"404", "422"} <= codes, path
+        if path.startswith("/admin/"):
+            assert {"401", "404", "422", "429"} <= codes, path
     # Exactly the API, the admin's exports and the health check: no HTML page.
     paths = [path for path in schema["paths"] if path != "/healthz"]
     assert all(path.startswith(("/api/v1/", "/admin/export/")) for path in paths), sorted(
