@@ -191,6 +191,9 @@ class LeaderboardOut(BaseModel):
     reference: str = Field(description="The variant pinned at 1000.")
     votes_counted: int
     votes_left_out: int = Field(description="Votes of flagged raters, not counted.")
+    votes_over_network_cap: int = Field(
+        description="Anonymous votes not counted: over the cap of votes from one network."
+    )
     bootstrap_rounds: int
     confidence: float
     version: str = Field(description="Changes whenever the counted votes change.")

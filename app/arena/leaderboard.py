@@ -54,6 +54,10 @@ ROUNDS = 1000
 CATEGORY_ROUNDS = 200
 ELO_K = 4.0
 VERDICT_MARGIN = 0.05
+# Anonymous votes counted per network (app/arena/network.py) and run; later ones are left
+# out of the ranking (imgsys down-weights repeat voters by IP; a cap is the same idea,
+# simpler to read). Panel votes are never capped: their raters were invited.
+ANONYMOUS_VOTES_PER_NETWORK = 100
 CACHE_SIZE = 32
 
 
@@ -121,6 +125,7 @@ class LeaderboardView:
     reference: str  # pinned at 1000
     n_votes: int  # counted votes
     flagged_votes: int  # votes left out because their rater is flagged
+    capped_votes: int  # anonymous votes left out: over their network's cap
     ranking: Ranking
     rows: tuple[LeaderboardRow, ...]  # best first (Ranking.by_rank)
     elo: Mapping[str, float]
@@ -207,8 +212,9 @@ class _Ballot(NamedTuple):
 
 def _ballots(
     session: Session, run: Run, names: Mapping[int, str], key: LeaderboardKey
-) -> tuple[list[_Ballot], int]:
-    """Counted votes in the order they were cast, and the number of flagged raters' votes.
+) -> tuple[list[_Ballot], int, int]:
+    """Counted votes in the order they were cast, the number of flagged raters' votes, and
+    the number of anonymous votes over their network's cap (ANONYMOUS_VOTES_PER_NETWORK).
 
     Only votes up to the key's largest id: a vote that lands while this runs belongs to the
     next key, so a cached leaderboard is exactly what its key says.
@@ -220,6 +226,8 @@ def _ballots(
             Vote.outcome,
             Prompt.category,
             Rater.flagged,
+            Vote.network,
+            Vote.panel_id,
         )
         .join(Rater, Rater.id == Vote.rater_id)
         .join(Prompt, Prompt.id == Vote.prompt_id)
@@ -233,13 +241,19 @@ def _ballots(
     if key.panel_id is not None:
         query = query.where(Vote.panel_id == key.panel_id)
     counted: list[_Ballot] = []
-    flagged = 0
-    for left, right, outcome, category, is_flagged in session.execute(query):
+    flagged = capped = 0
+    per_network: Counter[str] = Counter()
+    for left, right, outcome, category, is_flagged, network, panel_id in session.execute(query):
         if is_flagged:
             flagged += 1
-        else:
-            counted.append(_Ballot(names[left], names[right], str(outcome.value), category))
-    return counted, flagged
+            continue
+        if network is not None and panel_id is None:
+            per_network[network] += 1
+            if per_network[network] > ANONYMOUS_VOTES_PER_NETWORK:
+                capped += 1
+                continue
+        counted.append(_Ballot(names[left], names[right], str(outcome.value), category))
+    return counted, flagged, capped
 
 
 # --- the computation ----------------------------------------------------------------------
@@ -259,7 +273,7 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
     # Each variant's own reference (its `base`), in config order.
     own_reference = {v.name: by_id[v.reference_id] for v in variants if v.reference_id in by_id}
     reference = run_reference(variants).name
-    ballots, flagged = _ballots(session, run, by_id, key)
+    ballots, flagged, capped = _ballots(session, run, by_id, key)
     votes = [(b.left, b.right, b.outcome) for b in ballots]
 
     # 1. Bradley–Terry with bootstrap intervals on all counted votes.
@@ -317,6 +331,7 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
         reference=reference,
         n_votes=len(ballots),
         flagged_votes=flagged,
+        capped_votes=capped,
         ranking=ranking,
         rows=rows,
         elo=elo,
@@ -455,6 +470,7 @@ def leaderboard_data(
         "reference": view.reference,
         "votes_counted": view.n_votes,
         "votes_left_out": view.flagged_votes,
+        "votes_over_network_cap": view.capped_votes,
         "bootstrap_rounds": view.ranking.rounds,
         "confidence": view.ranking.confidence,
         "version": view.version,

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from app.arena.agreement import metric_agreement
 from app.arena.leaderboard import (
+    ANONYMOUS_VOTES_PER_NETWORK,
     fmt_interval,
     fmt_rank,
     fmt_rating,
@@ -104,5 +105,6 @@ def leaderboard_page(
             "poll": POLL,
             "version_header": VERSION_HEADER,
             "preliminary_votes": request.app.state.settings.arena_preliminary_votes,
+            "network_cap": ANONYMOUS_VOTES_PER_NETWORK,
         }
     return render(request, "leaderboard.html", context, block="board")

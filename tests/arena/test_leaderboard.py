@@ -55,6 +55,7 @@ def add_votes(
     flagged: bool = False,
     attention: bool = False,
     category: str | None = None,
+    network: str | None = None,
 ) -> str:
     """Store (left, right, outcome) votes of one rater (new unless `rater` names one; in the
     panel with code `panel`, made if needed), on the run's prompts in turn (or only those of
@@ -117,6 +118,7 @@ def add_votes(
                         rater_id=rater_row.id,
                         panel_id=rater_row.panel_id,
                         attention_check=attention,
+                        network=network,
                     )
                 )
             return rater_row.id
@@ -425,3 +427,20 @@ def test_leaderboard_one_computation_per_change_set(
     # A caller that must not see a stale board (the API, the CLI) gets the current one.
     add_votes(url, run_id, [("schnell", "dev", "left")])
     assert view(False).n_votes == len(MIXED) + 2
+
+
+def test_leaderboard_caps_anonymous_votes_per_network(
+    writable_demo: DemoData, engine: Engine
+) -> None:
+    from app.arena.leaderboard import ANONYMOUS_VOTES_PER_NETWORK as CAP
+
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    # One network, fresh raters (cookies) every 25 votes, all for dev-turbo.
+    for _ in range(6):
+        add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 25, network="198.51.100.9")
+    # A panel behind the same address (an office NAT) is never capped.
+    add_votes(url, run_id, [("dev", "dev-turbo", "left")] * 30, panel="lab", network="198.51.100.9")
+    view = board(engine, run_id)
+    assert view.capped_votes == 150 - CAP
+    assert view.n_votes == CAP + 30
+    assert view.ranking["dev-turbo"].games == CAP + 30
