@@ -21,13 +21,14 @@ Plain SQL + numpy/scipy, no torch: the web tier calls it.
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import LeaderboardView
@@ -222,3 +223,33 @@ def metric_agreement(
     return AgreementReport(
         run_id=run_id, decided_votes=len(votes), has_metrics=bool(rows), rows=tuple(out)
     )
+
+
+# Agreement reports by (board version, metrics marker): a report is a bootstrap over every
+# decided vote, so it is computed once per change of votes or metrics, not per page view.
+_reports: OrderedDict[tuple[object, ...], AgreementReport] = OrderedDict()
+_reports_lock = threading.Lock()
+REPORTS_KEPT = 32
+
+
+def cached_metric_agreement(session: Session, view: LeaderboardView) -> AgreementReport:
+    """metric_agreement, computed again only when the board's votes or the run's metrics
+    changed (the marker: how many metric rows the run has and the newest one's time)."""
+    marker = session.execute(
+        select(func.count(), func.max(GenerationMetric.created_at))
+        .select_from(GenerationMetric)
+        .join(Generation, Generation.id == GenerationMetric.generation_id)
+        .where(Generation.run_id == view.run_id)
+    ).one()
+    key = (view.key, int(marker[0]), str(marker[1]))
+    with _reports_lock:
+        cached = _reports.get(key)
+        if cached is not None:
+            _reports.move_to_end(key)
+            return cached
+    report = metric_agreement(session, view)
+    with _reports_lock:
+        _reports[key] = report
+        while len(_reports) > REPORTS_KEPT:
+            _reports.popitem(last=False)
+    return report

@@ -24,7 +24,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from app.arena.agreement import metric_agreement
+from app.arena.agreement import cached_metric_agreement
 from app.arena.leaderboard import (
     ANONYMOUS_VOTES_PER_NETWORK,
     fmt_interval,
@@ -98,9 +98,8 @@ def leaderboard_page(
             return Response(status_code=204, headers={"Vary": "HX-Request"})
         context |= {
             "view": view,
-            # Recomputed with the board: metrics computed since the last vote show once a
-            # vote changes the board's version (or on a reload).
-            "agreement": metric_agreement(session, view),
+            # Computed once per change of the board's votes or of the run's metrics.
+            "agreement": cached_metric_agreement(session, view),
             "self_url": f"/leaderboard?{urlencode(query)}",
             "poll": POLL,
             "version_header": VERSION_HEADER,

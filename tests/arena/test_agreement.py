@@ -123,3 +123,26 @@ def test_bootstrap_share_is_seeded_and_covers_the_share() -> None:
     assert 0.55 < low < 0.7 < high < 0.85
     assert bootstrap_share(agree, seed=3) == (share, low, high)
     assert bootstrap_share([]) == (None, None, None)
+
+
+def test_agreement_cached_until_votes_or_metrics_change(
+    writable_demo: DemoData, engine: Engine
+) -> None:
+    from app.arena.agreement import cached_metric_agreement
+
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    add_votes(url, run_id, [(a, b, _for_higher(a, b)) for a, b in PAIRS] * 2)
+
+    def cached() -> AgreementReport:
+        with Session(engine) as session:
+            view = leaderboard(session, session.get_one(Run, run_id), rounds=50)
+            return cached_metric_agreement(session, view)
+
+    first = cached()
+    assert cached() is first  # nothing changed: the same report, not a new bootstrap
+    add_metric(engine, run_id, "clip_score", CLIP)
+    with_metric = cached()
+    assert with_metric is not first
+    assert next(r for r in with_metric.rows if r.metric == "clip_score").n == 6
+    add_votes(url, run_id, [("dev", "schnell", "left")])
+    assert cached() is not with_metric
