@@ -120,6 +120,9 @@ class BenchmarkSpec(StrictModel):
     usd_per_hour: Annotated[float, Field(ge=0)]
     warmup: Annotated[int, Field(ge=0, le=100)] = 2
     repeats: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Keep the images behind the admin token until an admin publishes the run (a blind
+    # arena): changes no image or timing, so not part of the run's fingerprint.
+    blind: bool = False
     variants: Annotated[list[VariantSpec], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -149,6 +152,7 @@ class Benchmark(StrictModel):
     usd_per_hour: float
     warmup: int
     repeats: int
+    blind: bool
     variants: list[Variant]
 
     def variant(self, name: str) -> Variant:
@@ -158,7 +162,7 @@ class Benchmark(StrictModel):
         """Hash of everything that changes the images or the timings, the hardware included
         (a cost is only computed for the hardware its latency was measured on); not the price,
         which may change without invalidating the measurements."""
-        payload = self.model_dump(mode="json", exclude={"config_path", "usd_per_hour"})
+        payload = self.model_dump(mode="json", exclude={"config_path", "usd_per_hour", "blind"})
         payload["prompts_path"] = self.prompts_path.name
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -217,6 +221,7 @@ def load_benchmark(path: Path | str) -> Benchmark:
         usd_per_hour=spec.usd_per_hour,
         warmup=spec.warmup,
         repeats=spec.repeats,
+        blind=spec.blind,
         variants=variants,
     )
 

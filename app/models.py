@@ -86,6 +86,15 @@ class Run(Base):
     environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A blind run keeps its images (gallery, prompt pages, API image data, media files)
+    # behind the admin token until an admin publishes it: while its arena is open, nothing
+    # public links an arena image to its variant.
+    blind: Mapped[bool] = mapped_column(default=False)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def images_hidden(self) -> bool:
+        return self.blind and self.published_at is None
 
     variants: Mapped[list[Variant]] = relationship(
         back_populates="run", order_by="Variant.position", cascade="all, delete-orphan"

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from app.arena.vote_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.config import Settings
-from app.models import Panel, Rater, Run, Vote
+from app.models import Panel, Rater, Run, Vote, utcnow
 from app.web.deps import SessionDep, SettingsDep, client_network
 from app.web.selection import all_runs
 from app.web.templating import render
@@ -322,6 +322,23 @@ def create_panel(
     session.add(panel)
     session.commit()
     return RedirectResponse(f"/admin?created={panel.id}#panels", status_code=303)
+
+
+@router.post("/runs/{run_id}/publish", dependencies=ADMIN_POST, include_in_schema=False)
+def publish_run(
+    request: Request,
+    session: SessionDep,
+    run_id: Annotated[int, Path(ge=1, le=INT64_MAX)],
+) -> Response:
+    """Publish a blind run's results: its images become public (once; not undone here)."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    if run.published_at is None:
+        run.published_at = utcnow()
+        session.commit()
+    request.app.state.hidden_runs.clear()
+    return RedirectResponse("/admin#blind", status_code=303)
 
 
 @router.post("/raters/{rater_id}/flag", dependencies=ADMIN_POST, include_in_schema=False)

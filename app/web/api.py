@@ -12,7 +12,7 @@ from pathlib import PurePath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from app.csv_cells import csv_cell
 from app.models import Generation, Job, JobStatus, Panel, Prompt, Run, Variant
 from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
+from app.web.visibility import PRIVATE, check_images_visible
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -44,6 +45,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 CSV_BODY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "CSV with a header row"}
+}
+HIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "A blind run whose results are not published yet"}
 }
 # Ids are 64-bit in the database; a larger number would fail in the driver instead of a 404.
 INT64_MAX = 2**63 - 1
@@ -279,15 +283,22 @@ def _generations(
     ]
 
 
-@router.get("/runs/{run_id}/generations", responses=NOT_FOUND, summary="Per-image results")
+@router.get(
+    "/runs/{run_id}/generations",
+    responses={**NOT_FOUND, **HIDDEN},
+    summary="Per-image results",
+)
 def list_generations(
+    request: Request,
+    response: Response,
     session: SessionDep,
     run_id: RunId,
     where: GenerationFilters,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> GenerationPage:
-    _run_or_404(session, run_id)
+    if check_images_visible(request, _run_or_404(session, run_id)):
+        response.headers["Cache-Control"] = PRIVATE
     total = session.scalar(_generation_select(run_id, where, func.count())) or 0
     items = _generations(session, run_id, where, limit=limit, offset=offset)
     return GenerationPage(total=total, limit=limit, offset=offset, items=items)
@@ -296,13 +307,21 @@ def list_generations(
 @router.get(
     "/runs/{run_id}/export/generations.csv",
     response_class=Response,
-    responses={**NOT_FOUND, **CSV_BODY},
+    responses={**NOT_FOUND, **CSV_BODY, **HIDDEN},
     summary="Per-image results as CSV",
 )
-def export_generations(session: SessionDep, run_id: RunId, where: GenerationFilters) -> Response:
+def export_generations(
+    request: Request, session: SessionDep, run_id: RunId, where: GenerationFilters
+) -> Response:
     run = _run_or_404(session, run_id)
+    private = check_images_visible(request, run)
     rows = [g.model_dump() for g in _generations(session, run_id, where)]
-    return _csv_response(rows, list(GenerationOut.model_fields), _csv_filename(run, "generations"))
+    response = _csv_response(
+        rows, list(GenerationOut.model_fields), _csv_filename(run, "generations")
+    )
+    if private:
+        response.headers["Cache-Control"] = PRIVATE
+    return response
 
 
 @router.get(

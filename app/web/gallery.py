@@ -18,6 +18,7 @@ from app.models import Generation, GenerationMetric, Job, MetricStatus, Prompt, 
 from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
+from app.web.visibility import PRIVATE, check_images_visible
 
 # A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
 router = APIRouter(include_in_schema=False)
@@ -169,6 +170,7 @@ def gallery(
     context: dict[str, Any] = {"nav": "gallery", "run": selected}
     if selected is None:
         return render(request, "gallery.html", context)
+    private = check_images_visible(request, selected)
 
     q = q.strip()
     chosen_seed = _checked_seed(selected, seed)
@@ -224,7 +226,7 @@ def gallery(
         next_url=_url("/prompts", **state, page=page + 1) if page < pages else None,
         filter_url=lambda **changes: _url("/prompts", **{**state, **changes}),
     )
-    return render(request, "gallery.html", context, block=block)
+    return _private_if(private, render(request, "gallery.html", context, block=block))
 
 
 def _default_pair(cells: list[Cell]) -> tuple[str, str]:
@@ -374,6 +376,7 @@ def prompt_page(
     if prompt is None:
         raise HTTPException(404, f"prompt {prompt_id} not found")
     run = prompt.run
+    private = check_images_visible(request, run)
     chosen_seed = _checked_seed(run, seed, missing_status=404)
     cells = _cells(session, _variants(session, run), [prompt.id], chosen_seed)[prompt.id]
 
@@ -415,4 +418,11 @@ def prompt_page(
             select(func.count()).select_from(Prompt).where(Prompt.run_id == run.id)
         ),
     )
-    return render(request, "prompt.html", context)
+    return _private_if(private, render(request, "prompt.html", context))
+
+
+def _private_if(private: bool, response: Response) -> Response:
+    """An admin's view of a blind run's images: for this browser only, never a cache."""
+    if private:
+        response.headers["Cache-Control"] = PRIVATE
+    return response

@@ -91,8 +91,12 @@ class MicroCache:
 
         await self.app(scope, receive, capture)
         response_headers = list(start.get("headers", []))
-        if start.get("status") == 200 and all(
-            name.lower() != b"set-cookie" for name, _ in response_headers
+        # Nothing personal: no Set-Cookie, nothing marked private or no-store (an admin's
+        # view of a blind run's images).
+        if start.get("status") == 200 and not any(
+            name.lower() == b"set-cookie"
+            or (name.lower() == b"cache-control" and (b"private" in value or b"no-store" in value))
+            for name, value in response_headers
         ):
             self._store(key, _Entry(now + self.ttl_s, 200, response_headers, b"".join(chunks)))
 

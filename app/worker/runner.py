@@ -87,9 +87,12 @@ def enqueue_run(engine: Engine, bench: bm.Benchmark, prompts: list[PromptRow]) -
             select(Run.id).where(Run.name == bench.name, Run.fingerprint == fingerprint)
         )
         if existing is not None:
-            # The price is not part of the fingerprint: a new price applies to old timings.
+            # Neither the price nor blindness is part of the fingerprint: a new price applies
+            # to old timings; `blind = true` added later hides an unpublished run's images.
             session.execute(
-                update(Run).where(Run.id == existing).values(usd_per_hour=bench.usd_per_hour)
+                update(Run)
+                .where(Run.id == existing)
+                .values(usd_per_hour=bench.usd_per_hour, blind=bench.blind)
             )
             return existing
     try:
@@ -128,6 +131,7 @@ def _create_run(
         usd_per_hour=bench.usd_per_hour,
         warmup=bench.warmup,
         repeats=bench.repeats,
+        blind=bench.blind,
         status=RunStatus.pending,
         environment={},
     )
