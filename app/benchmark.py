@@ -123,6 +123,9 @@ class BenchmarkSpec(StrictModel):
     # Keep the images behind the admin token until an admin publishes the run (a blind
     # arena): changes no image or timing, so not part of the run's fingerprint.
     blind: bool = False
+    # "open": anyone may vote; "panels": a panel study, invited raters only (and only their
+    # votes count). Changes no image or timing: not part of the fingerprint either.
+    arena: Literal["open", "panels"] = "open"
     variants: Annotated[list[VariantSpec], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -153,6 +156,7 @@ class Benchmark(StrictModel):
     warmup: int
     repeats: int
     blind: bool
+    arena: str
     variants: list[Variant]
 
     def variant(self, name: str) -> Variant:
@@ -162,7 +166,9 @@ class Benchmark(StrictModel):
         """Hash of everything that changes the images or the timings, the hardware included
         (a cost is only computed for the hardware its latency was measured on); not the price,
         which may change without invalidating the measurements."""
-        payload = self.model_dump(mode="json", exclude={"config_path", "usd_per_hour", "blind"})
+        payload = self.model_dump(
+            mode="json", exclude={"config_path", "usd_per_hour", "blind", "arena"}
+        )
         payload["prompts_path"] = self.prompts_path.name
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -222,6 +228,7 @@ def load_benchmark(path: Path | str) -> Benchmark:
         warmup=spec.warmup,
         repeats=spec.repeats,
         blind=spec.blind,
+        arena=spec.arena,
         variants=variants,
     )
 

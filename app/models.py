@@ -91,6 +91,9 @@ class Run(Base):
     # public links an arena image to its variant.
     blind: Mapped[bool] = mapped_column(default=False)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "open": anyone votes, anonymous or in a panel; "panels": a panel study, only raters
+    # who came through a panel's invitation link vote, and only their votes count.
+    arena: Mapped[str] = mapped_column(String(8), default="open")
 
     @property
     def images_hidden(self) -> bool:

@@ -127,6 +127,7 @@ class RunInfo:
 
     id: int
     name: str
+    arena: str = "open"  # "panels": invited raters only
 
 
 class TTLMemo(Generic[K, V]):

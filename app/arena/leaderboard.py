@@ -71,6 +71,7 @@ class LeaderboardKey(NamedTuple):
     counted_votes: int
     max_vote_id: int
     flagged_raters: int
+    arena: str  # "panels": only panel raters' votes count
 
     @property
     def version(self) -> str:
@@ -187,6 +188,8 @@ def leaderboard_key(
     )
     if panel_id is not None:
         counted = counted.where(Vote.panel_id == panel_id)
+    elif run.arena == "panels":
+        counted = counted.where(Vote.panel_id.is_not(None))
     max_id = select(func.coalesce(func.max(Vote.id), 0)).where(Vote.run_id == run.id)
     flagged = select(func.count()).select_from(Rater).where(Rater.flagged.is_(True))
     n_counted, n_max, n_flagged = session.execute(
@@ -200,6 +203,7 @@ def leaderboard_key(
         int(n_counted),
         int(n_max),
         int(n_flagged),
+        run.arena,
     )
 
 
@@ -240,6 +244,8 @@ def _ballots(
     )
     if key.panel_id is not None:
         query = query.where(Vote.panel_id == key.panel_id)
+    elif key.arena == "panels":  # a panel study: anonymous votes never count
+        query = query.where(Vote.panel_id.is_not(None))
     counted: list[_Ballot] = []
     flagged = capped = 0
     per_network: Counter[str] = Counter()

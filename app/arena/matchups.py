@@ -174,11 +174,13 @@ def open_matchup(
     pick: Pick,
     network: str | None = None,
     new_raters_per_hour: int | None = None,
+    panels_only: bool = False,
 ) -> Opened:
     """Record `pick` as a matchup issued to the rater of a (verified) cookie id, creating the
     rater when there is none; a valid panel code joins its panel. In the caller's
-    transaction; raises ArenaError, nothing written, for an unknown panel code (404) or a
-    network that made more than `new_raters_per_hour` raters in the last hour (429)."""
+    transaction; raises ArenaError, nothing written, for an unknown panel code (404), a
+    rater outside every panel when `panels_only` (403), or a network that made more than
+    `new_raters_per_hour` raters in the last hour (429)."""
     panel: tuple[int, str] | None = None
     if panel_code:
         found = conn.execute(_PANEL_BY_CODE, {"code": panel_code}).first()
@@ -186,6 +188,11 @@ def open_matchup(
             raise ArenaError(404, f"unknown panel code {panel_code!r}")
         panel = (found.id, found.name)
     known = conn.execute(_RATER, {"rater": rater_id}).first() if rater_id else None
+    if panels_only and panel is None and (known is None or known.panel_id is None):
+        raise ArenaError(
+            403,
+            "this run's arena is a panel study: open it through your panel's invitation link",
+        )
     if rater_id is None or known is None:
         if network is not None and new_raters_per_hour is not None:
             since = utcnow() - timedelta(seconds=NEW_RATER_WINDOW_S)

@@ -183,7 +183,7 @@ def _catalog_async(request: Request, run_id: int) -> Awaitable[RunCatalog]:
 
 def _run_info(session: Session, run_id: int | None) -> RunInfo | None:
     run = select_run(session, run_id)  # 404 for an unknown id
-    return None if run is None else RunInfo(id=run.id, name=run.name)
+    return None if run is None else RunInfo(id=run.id, name=run.name, arena=run.arena)
 
 
 def _votes_by(session: Session, rater_id: str) -> int:
@@ -282,10 +282,12 @@ async def arena(
                 pick=pick,
                 network=client_network(request),
                 new_raters_per_hour=settings.arena_network_new_raters_per_hour,
+                panels_only=shown.arena == "panels",
             )
         )
     except ArenaError as exc:
-        # An unknown panel code: the error page, not a matchup the rater did not ask for.
+        # An unknown panel code, a panel study without an invitation, too many new raters:
+        # the error page with the reason, not a matchup the rater did not ask for.
         raise HTTPException(exc.status_code, exc.reason) from None
 
     size = catalog.images[pick.left.id][(pick.prompt_id, pick.seed)]

@@ -87,12 +87,13 @@ def enqueue_run(engine: Engine, bench: bm.Benchmark, prompts: list[PromptRow]) -
             select(Run.id).where(Run.name == bench.name, Run.fingerprint == fingerprint)
         )
         if existing is not None:
-            # Neither the price nor blindness is part of the fingerprint: a new price applies
-            # to old timings; `blind = true` added later hides an unpublished run's images.
+            # Neither the price nor the arena's settings are part of the fingerprint: a new
+            # price applies to old timings; `blind = true` added later hides an unpublished
+            # run's images; `arena = "panels"` makes it a panel study from now on.
             session.execute(
                 update(Run)
                 .where(Run.id == existing)
-                .values(usd_per_hour=bench.usd_per_hour, blind=bench.blind)
+                .values(usd_per_hour=bench.usd_per_hour, blind=bench.blind, arena=bench.arena)
             )
             return existing
     try:
@@ -132,6 +133,7 @@ def _create_run(
         warmup=bench.warmup,
         repeats=bench.repeats,
         blind=bench.blind,
+        arena=bench.arena,
         status=RunStatus.pending,
         environment={},
     )

@@ -1,4 +1,5 @@
-"""runs: blind (images behind the admin token until published) and published_at
+"""runs: blind (images behind the admin token until published), published_at, and the
+arena's kind (open, or panels only)
 
 Revision ID: 0007
 Revises: 0006
@@ -22,9 +23,13 @@ def upgrade() -> None:
             sa.Column("blind", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("published_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("arena", sa.String(length=8), nullable=False, server_default="open")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("arena")
         batch_op.drop_column("published_at")
         batch_op.drop_column("blind")

@@ -26,6 +26,7 @@ from app.models import (
     Panel,
     Prompt,
     Rater,
+    Run,
     Variant,
     VariantStatus,
     Vote,
@@ -771,3 +772,25 @@ def test_arena_forwarded_for_believed_only_from_trusted_proxies(
     ]
     assert forwarded == [303] * 5
     assert {f"203.0.113.{n}" for n in range(5)} <= db.vote_networks()
+
+
+def test_arena_panel_study_refuses_uninvited_raters_and_counts_panels_only(
+    writable_client: TestClient, db: Db
+) -> None:
+    with session_scope(db.engine) as session:
+        session.execute(update(Run).where(Run.id == db.run_id).values(arena="panels"))
+        session.add(Panel(code="lab-9", name="Lab 9"))
+    refused = writable_client.get("/arena", params={"run": str(db.run_id)})
+    assert refused.status_code == 403
+    assert "panel study" in refused.text
+    assert db.raters() == 0
+    # Through the invitation link: a matchup, a vote, and it counts.
+    shown = open_matchup(writable_client, db.run_id, panel="lab-9")
+    assert cast(writable_client, shown.token, "left").status_code == 303
+    # The same rater goes on without the link: they are in a panel now.
+    again = open_matchup(writable_client, db.run_id)
+    assert cast(writable_client, again.token, "right").status_code == 303
+    board = writable_client.get(f"/leaderboard?run={db.run_id}")
+    page = BeautifulSoup(board.text, "html.parser")
+    assert "invited panels only" in page.select_one(".counted-who").get_text()
+    assert page.select_one(".votes-total").get_text() == "2"
