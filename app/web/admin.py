@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -40,6 +37,7 @@ from app.config import Settings
 from app.models import Panel, Rater, Run, Vote, utcnow
 from app.web.deps import SessionDep, SettingsDep, client_network
 from app.web.selection import all_runs
+from app.web.sliding_window import SlidingWindowLimit
 from app.web.templating import render
 
 COOKIE = "fp_admin"
@@ -52,38 +50,13 @@ WRONG_TOKEN_WINDOW_S = 600.0
 MAX_TRACKED_CLIENTS = 10_000
 
 
-class WrongTokens:
-    """Wrong admin tokens per client address over a sliding window, in this process."""
+class WrongTokens(SlidingWindowLimit):
+    """Wrong admin tokens per client network over a sliding window, in this process."""
 
-    def __init__(
-        self,
-        limit: int = MAX_WRONG_TOKENS,
-        window_s: float = WRONG_TOKEN_WINDOW_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._limit, self._window_s, self._clock = limit, window_s, clock
-        self._misses: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after_s(self, client: str) -> int | None:
-        """Seconds until this client may try a token again; None if it may now."""
-        now = self._clock()
-        with self._lock:
-            misses = self._misses.get(client)
-            if misses is None:
-                return None
-            while misses and misses[0] <= now - self._window_s:
-                misses.popleft()
-            if len(misses) < self._limit:
-                return None
-            return max(1, math.ceil(misses[0] + self._window_s - now))
-
-    def missed(self, client: str) -> None:
-        with self._lock:
-            if client not in self._misses and len(self._misses) >= MAX_TRACKED_CLIENTS:
-                # Forget the client tracked longest: memory stays bounded under a spray.
-                del self._misses[next(iter(self._misses))]
-            self._misses.setdefault(client, deque()).append(self._clock())
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(
+            MAX_WRONG_TOKENS, WRONG_TOKEN_WINDOW_S, clock=clock, max_keys=MAX_TRACKED_CLIENTS
+        )
 
 
 def _checked_token(request: Request, candidate: str, settings: Settings) -> bool:
@@ -101,7 +74,7 @@ def _checked_token(request: Request, candidate: str, settings: Settings) -> bool
         )
     if _token_matches(candidate, settings):
         return True
-    wrong.missed(client)
+    wrong.record(client)
     return False
 
 

@@ -17,13 +17,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.arena.catalog import ArenaCache
 from app.arena.matchups import ArenaError
-from app.arena.network import RATE_WINDOW_S, SlidingWindowLimit
+from app.arena.network import RATE_WINDOW_S
 from app.arena.write_queue import WriteQueue
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
 from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview, runs
 from app.web.errors import install_error_pages
 from app.web.microcache import MicroCache
+from app.web.sliding_window import SlidingWindowLimit
 from app.web.static import CachedStaticFiles, MediaFiles
 from app.web.visibility import hidden_run_ids, viewer_is_admin
 
