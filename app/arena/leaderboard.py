@@ -378,6 +378,7 @@ def leaderboard(
     panel_id: int | None = None,
     rounds: int = ROUNDS,
     stale_ok: bool = False,
+    key: LeaderboardKey | None = None,
 ) -> LeaderboardView:
     """The run's leaderboard on its counted votes (one panel's, if given).
 
@@ -385,11 +386,14 @@ def leaderboard(
     flight). With `stale_ok` (the live page, its poll, the dashboard), a caller whose key
     changed since the last computation gets that last view at once while one background
     thread computes the new one (stale while revalidate): a vote costs one bootstrap, not
-    one per viewer. The view's `version` says which votes it counts.
+    one per viewer. The view's `version` says which votes it counts. A caller that already
+    read the `key` (the page compares it with the poll's version) passes it instead of
+    panel_id and rounds, so it is not read twice.
     """
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
-    key = leaderboard_key(session, run, panel_id=panel_id, rounds=rounds)
+    if key is None:
+        key = leaderboard_key(session, run, panel_id=panel_id, rounds=rounds)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:

@@ -33,9 +33,10 @@ from app.api_schemas import (
 from app.arena.leaderboard import leaderboard, leaderboard_data
 from app.config import Settings
 from app.csv_cells import csv_cell
-from app.models import Generation, Job, JobStatus, Panel, Prompt, Run, Variant
+from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
 from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
+from app.web.selection import select_panel
 from app.web.visibility import PRIVATE, check_images_visible
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -350,14 +351,9 @@ PanelCode = Annotated[
 
 
 def _leaderboard(
-    session: Session, settings: Settings, run_id: int, panel: str | None
+    session: Session, settings: Settings, run: Run, panel: str | None
 ) -> LeaderboardOut:
-    run = _run_or_404(session, run_id)
-    panel_row = None
-    if panel:
-        panel_row = session.scalars(select(Panel).where(Panel.code == panel)).first()
-        if panel_row is None:
-            raise HTTPException(status_code=404, detail=f"unknown panel code {panel!r}")
+    panel_row = select_panel(session, panel)
     view = leaderboard(session, run, panel_id=panel_row.id if panel_row else None)
     return LeaderboardOut(
         **leaderboard_data(
@@ -379,7 +375,7 @@ def get_leaderboard(
     """What /leaderboard shows, as data: Bradley–Terry ratings (Elo scale, the reference at
     1000) with 95% bootstrap intervals and ranks, each optimized variant's verdict against
     its reference with the test behind it, and the votes counted and left out."""
-    return _leaderboard(session, settings, run_id, panel)
+    return _leaderboard(session, settings, _run_or_404(session, run_id), panel)
 
 
 @router.get(
@@ -391,7 +387,8 @@ def get_leaderboard(
 def export_leaderboard(
     session: SessionDep, settings: SettingsDep, run_id: RunId, panel: PanelCode = None
 ) -> Response:
-    board = _leaderboard(session, settings, run_id, panel)
+    run = _run_or_404(session, run_id)
+    board = _leaderboard(session, settings, run, panel)
     verdicts = {v.variant: v for v in board.verdicts}
     header = [*LeaderboardRowOut.model_fields, "verdict", "verdict_votes_needed"]
     rows = [
@@ -404,5 +401,4 @@ def export_leaderboard(
         }
         for row in board.rows
     ]
-    run = _run_or_404(session, run_id)
     return _csv_response(rows, header, _csv_filename(run, "leaderboard"))

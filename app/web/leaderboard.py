@@ -20,9 +20,8 @@ import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from app.arena.agreement import cached_metric_agreement
 from app.arena.leaderboard import (
@@ -35,9 +34,8 @@ from app.arena.leaderboard import (
     leaderboard,
     leaderboard_key,
 )
-from app.models import Panel
 from app.web.deps import RunQuery, SessionDep
-from app.web.selection import select_run
+from app.web.selection import select_panel, select_run
 from app.web.templating import render, templates
 
 # A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
@@ -73,11 +71,7 @@ def leaderboard_page(
     ] = None,
 ) -> Response:
     selected = select_run(session, run)
-    panel_row = None
-    if panel:
-        panel_row = session.scalars(select(Panel).where(Panel.code == panel)).first()
-        if panel_row is None:
-            raise HTTPException(status_code=404, detail=f"unknown panel code {panel!r}")
+    panel_row = select_panel(session, panel)
     context: dict[str, Any] = {
         "nav": "leaderboard",
         "run": selected,
@@ -86,14 +80,13 @@ def leaderboard_page(
     }
     if selected is not None:
         panel_id = panel_row.id if panel_row else None
-        if _is_fragment(request):
-            key = leaderboard_key(session, selected, panel_id=panel_id)
-            if request.headers.get(VERSION_HEADER) == key.version:
-                return Response(status_code=204, headers={"Vary": "HX-Request"})
+        key = leaderboard_key(session, selected, panel_id=panel_id)
+        if _is_fragment(request) and request.headers.get(VERSION_HEADER) == key.version:
+            return Response(status_code=204, headers={"Vary": "HX-Request"})
         query = {"run": selected.id} | ({"panel": panel_row.code} if panel_row else {})
         # The newest computed view at once; a newer one is computed in the background and
         # reaches the page at a later poll (one bootstrap per vote, not per viewer).
-        view = leaderboard(session, selected, panel_id=panel_id, stale_ok=True)
+        view = leaderboard(session, selected, key=key, stale_ok=True)
         if _is_fragment(request) and request.headers.get(VERSION_HEADER) == view.version:
             return Response(status_code=204, headers={"Vary": "HX-Request"})
         context |= {
