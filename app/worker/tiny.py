@@ -225,20 +225,28 @@ def _sort_safetensors_header(path: Path) -> None:
         f.write(json.dumps(header, sort_keys=True, separators=(",", ":")).encode().ljust(size))
 
 
-def _transformer(guidance_embeds: bool) -> FluxTransformer2DModel:
+def _transformer(
+    guidance_embeds: bool,
+    *,
+    layers: int = 2,
+    heads: int = 2,
+    head_dim: int = 16,
+    axes_dims_rope: tuple[int, int, int] = (4, 6, 6),  # sums to head_dim
+    dtype: torch.dtype = torch.float32,
+) -> FluxTransformer2DModel:
     torch.manual_seed(SEED)
     return FluxTransformer2DModel(
         patch_size=1,
         in_channels=64,  # 16 latent channels packed 2x2, as in FLUX
-        num_layers=2,
-        num_single_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=2,
+        num_layers=layers,
+        num_single_layers=layers,
+        attention_head_dim=head_dim,
+        num_attention_heads=heads,
         joint_attention_dim=T5_D_MODEL,
         pooled_projection_dim=CLIP_HIDDEN,
         guidance_embeds=guidance_embeds,
-        axes_dims_rope=(4, 6, 6),  # sums to attention_head_dim
-    )
+        axes_dims_rope=axes_dims_rope,
+    ).to(dtype)
 
 
 def _vae() -> AutoencoderKL:
@@ -388,19 +396,10 @@ def build_wide_model(models_dir: Path, *, heads: int, dtype: torch.dtype) -> Pat
 
     def write(out: Path) -> None:
         pipe = FluxPipeline.from_pretrained(str(tiny))
-        torch.manual_seed(SEED)
-        pipe.transformer = FluxTransformer2DModel(
-            patch_size=1,
-            in_channels=64,
-            num_layers=1,
-            num_single_layers=1,
-            attention_head_dim=128,
-            num_attention_heads=heads,
-            joint_attention_dim=T5_D_MODEL,
-            pooled_projection_dim=CLIP_HIDDEN,
-            guidance_embeds=False,
-            axes_dims_rope=(16, 56, 56),  # FLUX's: sums to 128
-        ).to(dtype)
+        # FLUX's head size and rope axes (16 + 56 + 56 = 128), one block of each kind.
+        pipe.transformer = _transformer(
+            False, layers=1, heads=heads, head_dim=128, axes_dims_rope=(16, 56, 56), dtype=dtype
+        )
         pipe.save_pretrained(out)
 
     return build_atomically(target, write, force=False)
