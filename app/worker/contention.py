@@ -58,23 +58,22 @@ def _own_cpu_s() -> float:
     return total
 
 
-def gpu_processes() -> list[dict[str, int]] | None:
-    """Compute processes on the GPUs (pid, MiB used), or None where nvidia-smi cannot tell."""
+def nvidia_smi(*args: str) -> str | None:
+    """nvidia-smi's output for these arguments; None without it or when it fails."""
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        out = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-compute-apps=pid,used_memory",
-                "--format=csv,noheader,nounits",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
+        return subprocess.run(
+            ["nvidia-smi", *args], capture_output=True, text=True, timeout=10, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def gpu_processes() -> list[dict[str, int]] | None:
+    """Compute processes on the GPUs (pid, MiB used), or None where nvidia-smi cannot tell."""
+    out = nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits")
+    if out is None:
         return None
     rows = []
     for line in out.strip().splitlines():

@@ -11,9 +11,7 @@ import json
 import os
 import platform
 import resource
-import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +20,8 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 import torch
+
+from app.worker.contention import nvidia_smi
 
 T = TypeVar("T")
 
@@ -150,19 +150,8 @@ def _cpu_name() -> str:
 
 
 def _nvidia_driver() -> str | None:
-    if shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+    out = (nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader") or "").strip()
+    return out.splitlines()[0] if out else None
 
 
 def capture_environment(device: str) -> dict[str, Any]:
