@@ -147,6 +147,11 @@ class TTLMemo(Generic[K, V]):
         with self._lock:
             return self._values.get(key)
 
+    def clear(self) -> None:
+        """Forget every value: the next read loads afresh (after a change made here)."""
+        with self._lock:
+            self._values.clear()
+
     def get(self, key: K, load: Callable[[], V]) -> V:
         found = self.peek(key)
         if found is not None:

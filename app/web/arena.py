@@ -17,7 +17,7 @@ share one URL.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal, Protocol
@@ -34,11 +34,8 @@ from starlette.requests import ClientDisconnect
 from app.arena.catalog import (
     ArenaCache,
     CatalogImage,
-    K,
     RunCatalog,
     RunInfo,
-    TTLMemo,
-    V,
     load_catalog,
 )
 from app.arena.matchups import (
@@ -54,7 +51,7 @@ from app.arena.write_queue import WriteQueue
 from app.config import Settings
 from app.models import Matchup, Run, Vote, VoteOutcome
 from app.web.blind import blind_png
-from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep, client_network
+from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep, client_network, memo_async
 from app.web.selection import select_run
 from app.web.templating import render
 
@@ -163,22 +160,9 @@ def _catalog(request: Request, session: Session, run_id: int) -> RunCatalog:
     return cache.catalogs.get(run_id, lambda: load_catalog(session, run_id))
 
 
-async def _memo(request: Request, memo: TTLMemo[K, V], key: K, load: Callable[[Session], V]) -> V:
-    """memo[key]: from the event loop when cached, else loaded in a worker thread."""
-    found = memo.peek(key)
-    if found is not None:
-        return found
-
-    def load_now() -> V:
-        with request.app.state.sessions() as session:
-            return memo.get(key, lambda: load(session))
-
-    return await run_in_threadpool(load_now)
-
-
 def _catalog_async(request: Request, run_id: int) -> Awaitable[RunCatalog]:
     cache: ArenaCache = request.app.state.arena_cache
-    return _memo(request, cache.catalogs, run_id, partial(load_catalog, run_id=run_id))
+    return memo_async(request, cache.catalogs, run_id, partial(load_catalog, run_id=run_id))
 
 
 def _run_info(session: Session, run_id: int | None) -> RunInfo | None:
@@ -256,12 +240,12 @@ async def arena(
     and the writes (the rater if new, the matchup) go to the process's database writer."""
     settings: Settings = request.app.state.settings
     cache: ArenaCache = request.app.state.arena_cache
-    shown = await _memo(request, cache.runs, run, partial(_run_info, run_id=run))
+    shown = await memo_async(request, cache.runs, run, partial(_run_info, run_id=run))
     if shown is None:
         return _message(request, 200, "Nothing to compare yet.", title="No runs yet")
     run_id = shown.id
     catalog = await _catalog_async(request, run_id)
-    pair_counts = await _memo(
+    pair_counts = await memo_async(
         request, cache.pair_counts, run_id, partial(pair_vote_counts, run_id=run_id)
     )
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from app.arena.catalog import K, TTLMemo, V
 from app.arena.network import network_of
 from app.config import Settings
 
@@ -39,3 +41,18 @@ def client_network(request: Request) -> str:
     """The client's network (app/arena/network.py). Its address is the peer's, or, from a
     proxy named in FLUX_PLAYGROUND_TRUSTED_PROXIES, what that proxy forwarded."""
     return network_of(request.client.host if request.client else None)
+
+
+async def memo_async(
+    request: Request, memo: TTLMemo[K, V], key: K, load: Callable[[Session], V]
+) -> V:
+    """memo[key]: from the event loop when cached, else loaded in a worker thread."""
+    found = memo.peek(key)
+    if found is not None:
+        return found
+
+    def load_now() -> V:
+        with request.app.state.sessions() as session:
+            return memo.get(key, lambda: load(session))
+
+    return await run_in_threadpool(load_now)

@@ -3,31 +3,30 @@ imports torch (DESIGN.md: the worker and the web talk only through the DB and me
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from sqlalchemy.orm import Session
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.arena.catalog import ArenaCache
+from app.arena.catalog import ArenaCache, TTLMemo
 from app.arena.matchups import ArenaError
 from app.arena.network import RATE_WINDOW_S
 from app.arena.write_queue import WriteQueue
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
 from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview, runs
+from app.web.deps import memo_async
 from app.web.errors import install_error_pages
 from app.web.microcache import MicroCache
 from app.web.sliding_window import SlidingWindowLimit
 from app.web.static import CachedStaticFiles, MediaFiles
 from app.web.visibility import hidden_run_ids, viewer_is_admin
 
+HIDDEN_RUNS_TTL_S = 1.0
 ROOT = Path(__file__).resolve().parent.parent.parent
 SWAGGER_UI = "swagger-ui-5.35.0"
 
@@ -63,12 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admin_wrong_tokens = admin.WrongTokens()
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
-    hidden = HiddenRuns(app.state.sessions)
+    # The ids of blind, unpublished runs, read at most once a second: every media request
+    # asks (publishing clears it at once).
+    hidden: TTLMemo[None, frozenset[int]] = TTLMemo(HIDDEN_RUNS_TTL_S)
     app.state.hidden_runs = hidden
     app.mount(
         "/media",
         MediaFiles(
-            directory=settings.media_dir, hidden_runs=hidden.get, viewer_is_admin=viewer_is_admin
+            directory=settings.media_dir,
+            hidden_runs=lambda request: memo_async(request, hidden, None, hidden_run_ids),
+            viewer_is_admin=viewer_is_admin,
         ),
         name="media",
     )
@@ -101,28 +104,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True}
 
     return app
-
-
-class HiddenRuns:
-    """The ids of blind, unpublished runs, read at most once a second (every media request
-    asks; publishing shows within a second, or at once through `clear`)."""
-
-    TTL_S = 1.0
-
-    def __init__(self, sessions: Callable[[], Session]) -> None:
-        self.sessions = sessions
-        self.value: frozenset[int] = frozenset()
-        self.expires = 0.0
-
-    async def get(self) -> frozenset[int]:
-        if time.monotonic() >= self.expires:
-            self.value = await run_in_threadpool(self._load)
-            self.expires = time.monotonic() + self.TTL_S
-        return self.value
-
-    def clear(self) -> None:
-        self.expires = 0.0
-
-    def _load(self) -> frozenset[int]:
-        with self.sessions() as session:
-            return hidden_run_ids(session)

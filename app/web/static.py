@@ -38,7 +38,7 @@ class MediaFiles(CachedStaticFiles):
     def __init__(
         self,
         *args: Any,
-        hidden_runs: Callable[[], Awaitable[frozenset[int]]],
+        hidden_runs: Callable[[Request], Awaitable[frozenset[int]]],
         viewer_is_admin: Callable[[Request], bool],
         **kwargs: Any,
     ) -> None:
@@ -53,7 +53,7 @@ class MediaFiles(CachedStaticFiles):
             len(parts) > 2
             and parts[0] == "runs"
             and parts[1].isdigit()
-            and int(parts[1]) in await self.hidden_runs()
+            and int(parts[1]) in await self.hidden_runs(Request(scope))
         )
         if not blind:
             return await super().get_response(path, scope)
