@@ -37,7 +37,7 @@ from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
 from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
 from app.web.selection import select_panel
-from app.web.visibility import PRIVATE, check_images_visible
+from app.web.visibility import check_images_visible, mark_private
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -298,8 +298,7 @@ def list_generations(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> GenerationPage:
-    if check_images_visible(request, _run_or_404(session, run_id)):
-        response.headers["Cache-Control"] = PRIVATE
+    mark_private(response, check_images_visible(request, _run_or_404(session, run_id)))
     total = session.scalar(_generation_select(run_id, where, func.count())) or 0
     items = _generations(session, run_id, where, limit=limit, offset=offset)
     return GenerationPage(total=total, limit=limit, offset=offset, items=items)
@@ -317,12 +316,10 @@ def export_generations(
     run = _run_or_404(session, run_id)
     private = check_images_visible(request, run)
     rows = [g.model_dump() for g in _generations(session, run_id, where)]
-    response = _csv_response(
-        rows, list(GenerationOut.model_fields), _csv_filename(run, "generations")
+    return mark_private(
+        _csv_response(rows, list(GenerationOut.model_fields), _csv_filename(run, "generations")),
+        private,
     )
-    if private:
-        response.headers["Cache-Control"] = PRIVATE
-    return response
 
 
 @router.get(

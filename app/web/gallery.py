@@ -18,7 +18,7 @@ from app.models import Generation, GenerationMetric, Job, MetricStatus, Prompt, 
 from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
-from app.web.visibility import PRIVATE, check_images_visible
+from app.web.visibility import check_images_visible, mark_private
 
 # A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
 router = APIRouter(include_in_schema=False)
@@ -226,7 +226,7 @@ def gallery(
         next_url=_url("/prompts", **state, page=page + 1) if page < pages else None,
         filter_url=lambda **changes: _url("/prompts", **{**state, **changes}),
     )
-    return _private_if(private, render(request, "gallery.html", context, block=block))
+    return mark_private(render(request, "gallery.html", context, block=block), private)
 
 
 def _default_pair(cells: list[Cell]) -> tuple[str, str]:
@@ -418,11 +418,4 @@ def prompt_page(
             select(func.count()).select_from(Prompt).where(Prompt.run_id == run.id)
         ),
     )
-    return _private_if(private, render(request, "prompt.html", context))
-
-
-def _private_if(private: bool, response: Response) -> Response:
-    """An admin's view of a blind run's images: for this browser only, never a cache."""
-    if private:
-        response.headers["Cache-Control"] = PRIVATE
-    return response
+    return mark_private(render(request, "prompt.html", context), private)

@@ -16,6 +16,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.web.visibility import mark_private
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -59,6 +61,4 @@ class MediaFiles(CachedStaticFiles):
             return await super().get_response(path, scope)
         if not self.viewer_is_admin(Request(scope)):
             return PlainTextResponse("Not Found", status_code=404)
-        response = await super().get_response(path, scope)
-        response.headers["Cache-Control"] = "private, no-store"
-        return response
+        return mark_private(await super().get_response(path, scope))

@@ -9,7 +9,7 @@ not link an arena image to its variant. Responses that an admin gets for a hidde
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,13 @@ def check_images_visible(request: Request, run: Run) -> bool:
         detail=f"run {run.id}'s images are hidden until an admin publishes its results "
         "(a blind run: its arena is open)",
     )
+
+
+def mark_private(response: Response, private: bool = True) -> Response:
+    """An admin's view of a blind run's images: for this browser only, never a cache."""
+    if private:
+        response.headers["Cache-Control"] = PRIVATE
+    return response
 
 
 def hidden_run_ids(session: Session) -> frozenset[int]:
