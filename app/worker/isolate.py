@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
@@ -135,7 +136,7 @@ class VariantProcess:
 
     @classmethod
     def start(cls, task: VariantTask, *, env: dict[str, str] | None = None) -> VariantProcess:
-        parent_end, child_end = _pipe()
+        parent_end, child_end = Pipe(duplex=True)
         process = subprocess.Popen(
             [sys.executable, "-m", "app.worker.child", str(child_end.fileno()), str(os.getpid())],
             env=env,
@@ -228,8 +229,3 @@ class VariantProcess:
         last = self._stderr_tail[-1] if self._stderr_tail else ""
         return f"{how}: {last}"[:500] if last else how
 
-
-def _pipe() -> tuple[Connection, Connection]:
-    from multiprocessing import Pipe
-
-    return Pipe(duplex=True)
