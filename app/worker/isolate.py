@@ -228,4 +228,3 @@ class VariantProcess:
             how = f"child process exited with code {code}"
         last = self._stderr_tail[-1] if self._stderr_tail else ""
         return f"{how}: {last}"[:500] if last else how
-
