@@ -190,7 +190,13 @@ class LeaderboardOut(BaseModel):
     panel: str | None = Field(description="The panel whose votes are counted; null: all.")
     reference: str = Field(description="The variant pinned at 1000.")
     votes_counted: int
-    votes_left_out: int = Field(description="Votes of flagged raters, not counted.")
+    votes_left_out: int = Field(
+        description="Votes of raters flagged by attention checks (or by an admin), not counted."
+    )
+    votes_left_out_by_anomaly_flags: int = Field(
+        description="Votes of raters and networks whose votes no honest rater would cast "
+        "(one side, one variant, off the consensus beyond chance), not counted."
+    )
     votes_over_network_cap: int = Field(
         description="Anonymous votes not counted: over the cap of votes from one network."
     )

@@ -257,6 +257,7 @@ def _print_leaderboard(view: LeaderboardView, title: str) -> None:
     console.print(table)
     console.print(
         f"{view.n_votes} votes counted, {view.flagged_votes} left out (flagged raters), "
+        f"{view.anomaly_votes} left out (anomaly flags), "
         f"{view.capped_votes} over the per-network cap; "
         f"{view.reference} pinned at 1000; {view.ranking.rounds} bootstrap rounds",
         highlight=False,

@@ -315,14 +315,18 @@ class Rater(Base):
 
 
 class Matchup(Base):
-    """A pair of images issued to one rater, answerable once, until it expires.
+    """A pair of images shown to one rater and answered by them: written with the vote, from
+    the offer the page carried (app/arena/matchups.py), whose nonce makes one vote per offer.
 
     For an attention check both sides show the same image (left == right variant) and the
     expected answer is a tie.
     """
 
     __tablename__ = "matchups"
-    __table_args__ = (Index("ix_matchups_rater_issued", "rater_id", "issued_at"),)
+    __table_args__ = (
+        Index("ix_matchups_rater_issued", "rater_id", "issued_at"),
+        Index("ix_matchups_nonce", "nonce", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
@@ -333,8 +337,9 @@ class Matchup(Base):
     rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"))
     attention_check: Mapped[bool] = mapped_column(default=False)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # Set in the transaction that stores the vote: a second answer finds it set.
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The offer's nonce (NULL for matchups from before migration 0008).
+    nonce: Mapped[str | None] = mapped_column(String(32))
 
 
 class Vote(Base):
@@ -362,6 +367,20 @@ class Vote(Base):
     attention_check: Mapped[bool] = mapped_column(default=False)
     # The voter's network (app/arena/network.py), for per-network limits.
     network: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IntegrityReview(Base):
+    """An admin's decision on an anomaly flag (app/arena/integrity.py) for one run: the
+    flagged rater's or network's votes count after all. Deleting the row undoes it."""
+
+    __tablename__ = "integrity_reviews"
+    __table_args__ = (UniqueConstraint("run_id", "kind", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))  # "rater" | "network"
+    subject: Mapped[str] = mapped_column(String(64))  # the rater id, or the network
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

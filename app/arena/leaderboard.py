@@ -1,9 +1,12 @@
 """A run's leaderboard: which votes count, the run's reference, and every ranking view of them.
 
 Counted votes: the run's votes that are not attention checks and not from flagged raters
-(optionally one panel's only). Flagged raters' votes are left out and counted, so the page can
-say how many. On the counted votes (app.arena.ranking, DESIGN.md "Ranking conventions"):
-Bradley–Terry ratings on the Elo scale with bootstrap intervals and ranks, online Elo (K=4),
+(optionally one panel's only); then neither from a rater or network that the anomaly tests
+flag (app/arena/integrity.py, against a first fit of those votes, unless an admin overruled
+the flag), nor over a network's cap of anonymous votes. Each kind left out is counted, so the
+page can say how many. On the counted votes (app.arena.ranking, DESIGN.md "Ranking
+conventions"): Bradley–Terry ratings on the Elo scale with bootstrap intervals that resample
+raters (one rater's votes are not independent) and ranks, online Elo (K=4),
 votes per variant, the win-rate matrix, position bias, one Bradley–Terry table per prompt
 category, and each optimized variant's verdict against its own reference.
 
@@ -33,12 +36,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.arena.integrity import CastVote, Flag, find_anomalies
 from app.arena.ranking import (
     PositionBias,
     Ranking,
     VariantRating,
     Verdict,
     WinRates,
+    count_clusters,
     count_votes,
     fit_bradley_terry,
     online_elo,
@@ -46,7 +51,7 @@ from app.arena.ranking import (
     verdict,
     win_rates,
 )
-from app.models import Prompt, Rater, Run, Variant, Vote
+from app.models import IntegrityReview, Prompt, Rater, Run, Variant, Vote
 
 ROUNDS = 1000
 # One fit per category: fewer rounds keep a page with a dozen categories fast; their
@@ -72,6 +77,9 @@ class LeaderboardKey(NamedTuple):
     max_vote_id: int
     flagged_raters: int
     arena: str  # "panels": only panel raters' votes count
+    # The run's integrity reviews: adding one raises the largest id, deleting one the count.
+    reviews: int
+    last_review_id: int
 
     @property
     def version(self) -> str:
@@ -118,6 +126,15 @@ class WinRateCell:
     ties: int  # including both_bad
 
 
+@dataclass(frozen=True)
+class FlagState:
+    """An anomaly flag on this board and what became of it."""
+
+    flag: Flag
+    overruled: bool  # an admin decided the votes count
+    votes_left_out: int  # 0 when overruled
+
+
 @dataclass(frozen=True, eq=False)
 class LeaderboardView:
     key: LeaderboardKey
@@ -126,7 +143,9 @@ class LeaderboardView:
     reference: str  # pinned at 1000
     n_votes: int  # counted votes
     flagged_votes: int  # votes left out because their rater is flagged
+    anomaly_votes: int  # votes left out by anomaly flags (app/arena/integrity.py)
     capped_votes: int  # anonymous votes left out: over their network's cap
+    flags: tuple[FlagState, ...]  # the anomaly flags, overruled ones too, strongest first
     ranking: Ranking
     rows: tuple[LeaderboardRow, ...]  # best first (Ranking.by_rank)
     elo: Mapping[str, float]
@@ -192,8 +211,17 @@ def leaderboard_key(
         counted = counted.where(Vote.panel_id.is_not(None))
     max_id = select(func.coalesce(func.max(Vote.id), 0)).where(Vote.run_id == run.id)
     flagged = select(func.count()).select_from(Rater).where(Rater.flagged.is_(True))
-    n_counted, n_max, n_flagged = session.execute(
-        select(counted.scalar_subquery(), max_id.scalar_subquery(), flagged.scalar_subquery())
+    of_run = IntegrityReview.run_id == run.id
+    reviews = select(func.count()).select_from(IntegrityReview).where(of_run)
+    last_review = select(func.coalesce(func.max(IntegrityReview.id), 0)).where(of_run)
+    n_counted, n_max, n_flagged, n_reviews, n_last_review = session.execute(
+        select(
+            counted.scalar_subquery(),
+            max_id.scalar_subquery(),
+            flagged.scalar_subquery(),
+            reviews.scalar_subquery(),
+            last_review.scalar_subquery(),
+        )
     ).one()
     return LeaderboardKey(
         session.get_bind().engine.url.render_as_string(hide_password=False),
@@ -204,6 +232,8 @@ def leaderboard_key(
         int(n_max),
         int(n_flagged),
         run.arena,
+        int(n_reviews),
+        int(n_last_review),
     )
 
 
@@ -212,13 +242,15 @@ class _Ballot(NamedTuple):
     right: str
     outcome: str
     category: str
+    rater: str
+    network: str | None  # None for a panel vote: caps and network flags are for anonymous ones
 
 
 def _ballots(
     session: Session, run: Run, names: Mapping[int, str], key: LeaderboardKey
-) -> tuple[list[_Ballot], int, int]:
-    """Counted votes in the order they were cast, the number of flagged raters' votes, and
-    the number of anonymous votes over their network's cap (ANONYMOUS_VOTES_PER_NETWORK).
+) -> tuple[list[_Ballot], int]:
+    """The votes in scope, in the order they were cast: not attention checks, the panel's
+    (if any), not from a rater flagged by attention checks; and the number of the latter.
 
     Only votes up to the key's largest id: a vote that lands while this runs belongs to the
     next key, so a cached leaderboard is exactly what its key says.
@@ -230,6 +262,7 @@ def _ballots(
             Vote.outcome,
             Prompt.category,
             Rater.flagged,
+            Vote.rater_id,
             Vote.network,
             Vote.panel_id,
         )
@@ -246,20 +279,111 @@ def _ballots(
         query = query.where(Vote.panel_id == key.panel_id)
     elif key.arena == "panels":  # a panel study: anonymous votes never count
         query = query.where(Vote.panel_id.is_not(None))
-    counted: list[_Ballot] = []
-    flagged = capped = 0
-    per_network: Counter[str] = Counter()
-    for left, right, outcome, category, is_flagged, network, panel_id in session.execute(query):
+    in_scope: list[_Ballot] = []
+    flagged = 0
+    for left, right, outcome, category, is_flagged, rater, network, panel_id in session.execute(
+        query
+    ):
         if is_flagged:
             flagged += 1
             continue
-        if network is not None and panel_id is None:
-            per_network[network] += 1
-            if per_network[network] > ANONYMOUS_VOTES_PER_NETWORK:
-                capped += 1
+        anonymous_network = network if panel_id is None else None
+        in_scope.append(
+            _Ballot(
+                names[left], names[right], str(outcome.value), category, rater, anonymous_network
+            )
+        )
+    return in_scope, flagged
+
+
+def _cap(ballots: Sequence[_Ballot]) -> tuple[list[_Ballot], int]:
+    """The ballots within their network's cap of anonymous votes (ANONYMOUS_VOTES_PER_NETWORK,
+    the first ones cast), and the number over it."""
+    kept: list[_Ballot] = []
+    per_network: Counter[str] = Counter()
+    for ballot in ballots:
+        if ballot.network is not None:
+            per_network[ballot.network] += 1
+            if per_network[ballot.network] > ANONYMOUS_VOTES_PER_NETWORK:
                 continue
-        counted.append(_Ballot(names[left], names[right], str(outcome.value), category))
-    return counted, flagged, capped
+        kept.append(ballot)
+    return kept, len(ballots) - len(kept)
+
+
+def _log_strengths(ranking: Ranking) -> list[float]:
+    """Natural log-strengths from a ranking's Elo ratings (nan where there is none)."""
+    return [
+        math.nan if v.rating is None else (v.rating - 1000.0) * math.log(10.0) / 400.0
+        for v in ranking.variants
+    ]
+
+
+# Screening passes at most: each judges every subject against the consensus of the votes
+# the pass before believed. Converges in two or three on every board we tried.
+SCREEN_PASSES = 5
+
+
+def _split(
+    ballots: Sequence[_Ballot], excluded: set[tuple[str, str]]
+) -> tuple[list[_Ballot], Counter[tuple[str, str]]]:
+    """The ballots of no excluded rater or network, and the votes left out per subject (a
+    vote of an excluded rater on an excluded network counts for the rater)."""
+    kept: list[_Ballot] = []
+    left_out: Counter[tuple[str, str]] = Counter()
+    for b in ballots:
+        if ("rater", b.rater) in excluded:
+            left_out[("rater", b.rater)] += 1
+        elif b.network is not None and ("network", b.network) in excluded:
+            left_out[("network", b.network)] += 1
+        else:
+            kept.append(b)
+    return kept, left_out
+
+
+def _screen(
+    session: Session, run: Run, names: Sequence[str], reference: str, ballots: list[_Ballot]
+) -> tuple[list[_Ballot], tuple[FlagState, ...]]:
+    """The ballots left after the anomaly flags (app/arena/integrity.py) that no admin
+    overruled; the flags, each with what became of it.
+
+    The consensus a subject is judged against is a fit on the votes believed so far (within
+    the network caps): first all of them, then those of the subjects not flagged by the pass
+    before, until the flags stop changing. Many bots voting alike pull a one-pass consensus
+    towards themselves and hide each other; the second pass no longer counts the ones found.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    cast = [CastVote(index[b.left], index[b.right], b.outcome, b.rater, b.network) for b in ballots]
+    overruled = set(
+        session.execute(
+            select(IntegrityReview.kind, IntegrityReview.subject).where(
+                IntegrityReview.run_id == run.id
+            )
+        ).all()
+    )
+    excluded: set[tuple[str, str]] = set()
+    flags: list[Flag] = []
+    for _ in range(SCREEN_PASSES):
+        believed, _ = _split(ballots, excluded)
+        consensus = fit_bradley_terry(
+            count_votes(names, [(b.left, b.right, b.outcome) for b in _cap(believed)[0]]),
+            reference,
+            rounds=0,
+        )
+        flags = find_anomalies(names, cast, _log_strengths(consensus))
+        now = {(str(f.kind), f.subject) for f in flags} - overruled
+        if now == excluded:
+            break
+        excluded = now
+    kept, left_out = _split(ballots, excluded)
+    states = tuple(
+        FlagState(
+            flag=f,
+            overruled=(f.kind, f.subject) in overruled,
+            votes_left_out=left_out[(f.kind, f.subject)],
+        )
+        for f in flags
+    )
+    return kept, states
 
 
 # --- the computation ----------------------------------------------------------------------
@@ -279,13 +403,19 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
     # Each variant's own reference (its `base`), in config order.
     own_reference = {v.name: by_id[v.reference_id] for v in variants if v.reference_id in by_id}
     reference = run_reference(variants).name
-    ballots, flagged, capped = _ballots(session, run, by_id, key)
+    in_scope, flagged = _ballots(session, run, by_id, key)
+    screened, flags = _screen(session, run, names, reference, in_scope)
+    ballots, capped = _cap(screened)
     votes = [(b.left, b.right, b.outcome) for b in ballots]
 
-    # 1. Bradley–Terry with bootstrap intervals on all counted votes.
+    # 1. Bradley–Terry on all counted votes, with intervals that resample raters.
     counts = count_votes(names, votes)
     ranking = fit_bradley_terry(
-        counts, reference, rounds=key.rounds, seed=_seed(run.id, key.panel_id)
+        counts,
+        reference,
+        rounds=key.rounds,
+        seed=_seed(run.id, key.panel_id),
+        clusters=count_clusters(names, [(b.rater, b.left, b.right, b.outcome) for b in ballots]),
     )
     # 2. The secondary views.
     elo = online_elo(names, votes, k=ELO_K)
@@ -337,7 +467,9 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
         reference=reference,
         n_votes=len(ballots),
         flagged_votes=flagged,
+        anomaly_votes=len(in_scope) - len(screened),
         capped_votes=capped,
+        flags=flags,
         ranking=ranking,
         rows=rows,
         elo=elo,
@@ -480,6 +612,7 @@ def leaderboard_data(
         "reference": view.reference,
         "votes_counted": view.n_votes,
         "votes_left_out": view.flagged_votes,
+        "votes_left_out_by_anomaly_flags": view.anomaly_votes,
         "votes_over_network_cap": view.capped_votes,
         "bootstrap_rounds": view.ranking.rounds,
         "confidence": view.ranking.confidence,

@@ -1,10 +1,13 @@
 """The arena's rules: which pair a rater sees next, and which votes count.
 
 A matchup is two images of the same prompt and seed from two variants of a run, sides
-randomized, issued to one rater as a signed, expiring token (itsdangerous) that names the
-matchup and the rater. A vote must carry such a token, for the rater whose cookie sent it,
-within its lifetime, once: the matchup's `answered_at` is set by a conditional UPDATE in the
-same transaction that stores the vote, so a replay finds it set and nothing is stored.
+randomized. Showing one writes nothing: the page carries it as an *offer*, a token that
+holds the pair, the image, the rater it is for and a nonce, encrypted and authenticated
+(Fernet, from the `cryptography` package) so the browser cannot read which variants the
+sides are, and expiring. The vote brings the offer back; only then are the matchup row
+and, at a rater's first vote, the rater written (app/arena/votes.py). The nonce is unique
+among matchups, so a replayed offer finds it taken and nothing is stored. (A page view
+that wrote a rater and a matchup let anyone fill the tables with rows nobody answered.)
 
 Pair choice: every pair of finished variants can come up; pairs with fewer votes come up more
 often (weight 1 / (1 + votes)), and a variant against its own reference counts double, since
@@ -17,20 +20,25 @@ flagged raters' votes are left out of the ranking (the leaderboard shows how man
 
 from __future__ import annotations
 
+import base64
+import json
 import random
+import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import combinations
 from typing import cast
 
-from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Connection, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.arena.catalog import Contender, RunCatalog, load_catalog
-from app.arena.network import NEW_RATER_WINDOW_S
-from app.models import Matchup, Panel, Rater, Run, Vote, utcnow
+from app.models import Matchup, Panel, Rater, Run, Vote
 
 TOKEN_SALT = "flux-playground.arena.matchup"
 ATTENTION_RATE = 0.08
@@ -46,8 +54,7 @@ class ArenaError(Exception):
         self.reason = reason
 
 
-def serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
+# 1. The pair.
 
 
 def pair_vote_counts(session: Session, run_id: int) -> dict[frozenset[int], int]:
@@ -84,10 +91,13 @@ class Pick:
 
 @dataclass(frozen=True)
 class Issued:
-    matchup_id: int
-    rater_id: str
+    offer: Offer
     pick: Pick
     token: str
+
+    @property
+    def rater_id(self) -> str:
+        return self.offer.rater_id
 
 
 def choose_matchup(
@@ -120,131 +130,152 @@ def choose_matchup(
     return Pick(left=left, right=right, prompt_id=prompt_id, seed=seed, attention_check=attention)
 
 
-# The arena's hot statements run on the tables (Core), built once with bind parameters:
-# see app/arena/votes.py for why. Shared with it: the tables and a rater's vote count.
-MATCHUPS = cast(Table, Matchup.__table__)
-RATERS = cast(Table, Rater.__table__)
-VOTES = cast(Table, Vote.__table__)
-_panels = cast(Table, Panel.__table__)
-# The votes of the rater bound to :rater so far (index range count on votes(rater_id, ...)).
-RATER_VOTES = select(func.count()).where(VOTES.c.rater_id == bindparam("rater")).scalar_subquery()
-
-_PANEL_BY_CODE = select(_panels.c.id, _panels.c.name).where(_panels.c.code == bindparam("code"))
-# The rater, their panel's name and their votes so far; no row for an unknown rater.
-_RATER = (
-    select(
-        RATERS.c.panel_id,
-        _panels.c.name,
-        RATER_VOTES,
-    )
-    .outerjoin(_panels, _panels.c.id == RATERS.c.panel_id)
-    .where(RATERS.c.id == bindparam("rater"))
-)
-_INSERT_RATER = insert(RATERS)
-# Raters created from the network bound to :network since :since, counted up to :limit
-# (bounded work however many it made).
-_NETWORK_NEW_RATERS = select(func.count()).select_from(
-    select(RATERS.c.id)
-    .where(RATERS.c.network == bindparam("network"), RATERS.c.created_at > bindparam("since"))
-    .limit(bindparam("limit"))
-    .subquery()
-)
-_JOIN_PANEL = (
-    update(RATERS).where(RATERS.c.id == bindparam("rater")).values(panel_id=bindparam("panel"))
-)
-_INSERT_MATCHUP = insert(MATCHUPS).returning(MATCHUPS.c.id)
+# 2. The offer: a matchup shown to a rater, held by the rater's browser until the vote.
 
 
 @dataclass(frozen=True)
-class Opened:
-    """A matchup recorded for a rater (a new one when the cookie named none we know)."""
+class Offer:
+    """A matchup as issued: the pair, the image (prompt, seed), the rater it is for, the
+    panel their invitation link named, and a nonce that makes one vote per offer."""
 
-    matchup_id: int
+    run_id: int
+    prompt_id: int
+    seed: int
+    left_variant_id: int
+    right_variant_id: int
+    attention_check: bool
     rater_id: str
+    panel_id: int | None
+    nonce: str
+    issued_at: datetime | None = None  # known once the token is opened
+
+    @classmethod
+    def of(cls, pick: Pick, run_id: int, rater_id: str, panel_id: int | None) -> Offer:
+        return cls(
+            run_id=run_id,
+            prompt_id=pick.prompt_id,
+            seed=pick.seed,
+            left_variant_id=pick.left.id,
+            right_variant_id=pick.right.id,
+            attention_check=pick.attention_check,
+            rater_id=rater_id,
+            panel_id=panel_id,
+            nonce=secrets.token_urlsafe(NONCE_BYTES),
+        )
+
+
+NONCE_BYTES = 12  # 16 characters; unique among matchups (a UNIQUE index says so)
+
+
+@lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    # A key of its own for the offers, derived from the app's secret (HKDF): the cookie
+    # signatures and the offers' encryption never share key material.
+    key = HKDF(algorithm=SHA256(), length=32, salt=None, info=TOKEN_SALT.encode()).derive(
+        secret_key.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal_offer(secret_key: str, offer: Offer) -> str:
+    """The token the page carries: the offer encrypted and authenticated (Fernet), so that
+    the browser holds its matchup without learning which variants the sides are."""
+    fields = [
+        offer.run_id,
+        offer.prompt_id,
+        offer.seed,
+        offer.left_variant_id,
+        offer.right_variant_id,
+        offer.attention_check,
+        offer.rater_id,
+        offer.panel_id,
+        offer.nonce,
+    ]
+    return _fernet(secret_key).encrypt(json.dumps(fields, separators=(",", ":")).encode()).decode()
+
+
+def open_offer(secret_key: str, token: str, max_age_s: int) -> Offer:
+    """The offer a token holds. Raises ArenaError: 410 when it expired, 400 when it is not a
+    token of ours (forged, tampered, truncated)."""
+    fernet = _fernet(secret_key)
+    try:
+        data = fernet.decrypt(token, ttl=max_age_s)
+    except InvalidToken:
+        try:
+            fernet.decrypt(token)  # authentic, so it only expired
+        except (InvalidToken, ValueError):
+            raise ArenaError(400, "invalid matchup token") from None
+        raise ArenaError(410, "this matchup has expired; load a new one") from None
+    except ValueError:  # not even base64
+        raise ArenaError(400, "invalid matchup token") from None
+    run, prompt, seed, left, right, attention, rater, panel, nonce = json.loads(data)
+    return Offer(
+        run_id=run,
+        prompt_id=prompt,
+        seed=seed,
+        left_variant_id=left,
+        right_variant_id=right,
+        attention_check=attention,
+        rater_id=rater,
+        panel_id=panel,
+        nonce=nonce,
+        issued_at=datetime.fromtimestamp(fernet.extract_timestamp(token), UTC),
+    )
+
+
+# 3. Who the rater is, read when a matchup is shown (nothing is written then).
+
+_panels = cast(Table, Panel.__table__)
+RATERS = cast(Table, Rater.__table__)
+VOTES = cast(Table, Vote.__table__)
+MATCHUPS = cast(Table, Matchup.__table__)
+# The votes of the rater bound to :rater so far (index range count on votes(rater_id, ...)).
+RATER_VOTES = select(func.count()).where(VOTES.c.rater_id == bindparam("rater")).scalar_subquery()
+_PANEL_BY_CODE = select(_panels.c.id, _panels.c.name).where(_panels.c.code == bindparam("code"))
+_RATER = (
+    select(RATERS.c.panel_id, _panels.c.name, RATER_VOTES)
+    .outerjoin(_panels, _panels.c.id == RATERS.c.panel_id)
+    .where(RATERS.c.id == bindparam("rater"))
+)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the arena page shows about its rater, and the panel an offer names."""
+
+    panel_id: int | None
     panel_name: str | None
     rater_votes: int
 
 
-def open_matchup(
-    conn: Connection,
-    *,
-    run_id: int,
-    rater_id: str | None,
-    panel_code: str | None,
-    pick: Pick,
-    network: str | None = None,
-    new_raters_per_hour: int | None = None,
-    panels_only: bool = False,
-) -> Opened:
-    """Record `pick` as a matchup issued to the rater of a (verified) cookie id, creating the
-    rater when there is none; a valid panel code joins its panel. In the caller's
-    transaction; raises ArenaError, nothing written, for an unknown panel code (404), a
-    rater outside every panel when `panels_only` (403), or a network that made more than
-    `new_raters_per_hour` raters in the last hour (429)."""
-    panel: tuple[int, str] | None = None
+def rater_standing(
+    conn: Connection, *, rater_id: str | None, panel_code: str | None, panels_only: bool
+) -> Standing:
+    """The rater's panel and votes so far (none for a rater who has not voted yet); a panel
+    code joins a rater outside every panel to that panel at their next vote, never moves a
+    panel's rater (a cross-site link could otherwise pull raters out of a study). Raises
+    ArenaError for an unknown code (404) or an uninvited rater of a panel study (403)."""
+    panel = None
     if panel_code:
-        found = conn.execute(_PANEL_BY_CODE, {"code": panel_code}).first()
-        if found is None:
+        panel = conn.execute(_PANEL_BY_CODE, {"code": panel_code}).first()
+        if panel is None:
             raise ArenaError(404, f"unknown panel code {panel_code!r}")
-        panel = (found.id, found.name)
     known = conn.execute(_RATER, {"rater": rater_id}).first() if rater_id else None
-    if panels_only and panel is None and (known is None or known.panel_id is None):
+    if known is not None and known.panel_id is not None:
+        standing = Standing(known.panel_id, known.name, known[2])
+    else:
+        votes = known[2] if known is not None else 0
+        standing = Standing(panel.id, panel.name, votes) if panel else Standing(None, None, votes)
+    if panels_only and standing.panel_id is None:
         raise ArenaError(
             403,
             "this run's arena is a panel study: open it through your panel's invitation link",
         )
-    if rater_id is None or known is None:
-        if network is not None and new_raters_per_hour is not None:
-            since = utcnow() - timedelta(seconds=NEW_RATER_WINDOW_S)
-            made = conn.execute(
-                _NETWORK_NEW_RATERS,
-                {"network": network, "since": since, "limit": new_raters_per_hour},
-            )
-            if made.scalar_one() >= new_raters_per_hour:
-                raise ArenaError(
-                    429,
-                    f"too many new raters from your network: at most {new_raters_per_hour} "
-                    "an hour; keep your cookie to go on voting",
-                )
-        rater_id = uuid.uuid4().hex
-        conn.execute(
-            _INSERT_RATER,
-            {
-                "id": rater_id,
-                "panel_id": panel[0] if panel else None,
-                "network": network,
-                "created_at": utcnow(),
-            },
-        )
-        panel_name, rater_votes = (panel[1] if panel else None), 0
-    else:
-        panel_id, panel_name, rater_votes = known
-        # A link joins a rater to a panel once; it never moves a panel's rater to another
-        # (a cross-site link could otherwise pull raters out of a study).
-        if panel is not None and panel_id is None:
-            conn.execute(_JOIN_PANEL, {"rater": rater_id, "panel": panel[0]})
-            panel_name = panel[1]
-    matchup_id = conn.execute(
-        _INSERT_MATCHUP,
-        {
-            "run_id": run_id,
-            "prompt_id": pick.prompt_id,
-            "seed": pick.seed,
-            "left_variant_id": pick.left.id,
-            "right_variant_id": pick.right.id,
-            "rater_id": rater_id,
-            "attention_check": pick.attention_check,
-            "issued_at": utcnow(),
-        },
-    ).scalar_one()
-    return Opened(
-        matchup_id=matchup_id, rater_id=rater_id, panel_name=panel_name, rater_votes=rater_votes
-    )
+    return standing
 
 
-def sign_matchup(secret_key: str, matchup_id: int, rater_id: str) -> str:
-    """The token a vote on this matchup must carry (checked by app.arena.votes)."""
-    return serializer(secret_key).dumps({"m": matchup_id, "r": rater_id})
+def new_rater_id() -> str:
+    return uuid.uuid4().hex
 
 
 def issue_matchup(
@@ -253,20 +284,20 @@ def issue_matchup(
     rater_id: str | None,
     secret_key: str,
     rng: random.Random | None = None,
+    panel_code: str | None = None,
 ) -> Issued:
-    """Choose, record and sign the next matchup, reading the catalog and pair counts afresh
-    (the web app takes them from its cache and calls choose_matchup and open_matchup)."""
+    """Choose and seal the next matchup, reading the catalog and pair counts afresh (the web
+    app takes them from its cache and calls choose_matchup and rater_standing)."""
     pick = choose_matchup(
         load_catalog(session, run.id),
         pair_vote_counts(session, run.id),
         rng or random.SystemRandom(),
     )
-    opened = open_matchup(
-        session.connection(), run_id=run.id, rater_id=rater_id, panel_code=None, pick=pick
+    standing = rater_standing(
+        session.connection(),
+        rater_id=rater_id,
+        panel_code=panel_code,
+        panels_only=run.arena == "panels",
     )
-    return Issued(
-        matchup_id=opened.matchup_id,
-        rater_id=opened.rater_id,
-        pick=pick,
-        token=sign_matchup(secret_key, opened.matchup_id, opened.rater_id),
-    )
+    offer = Offer.of(pick, run.id, rater_id or new_rater_id(), standing.panel_id)
+    return Issued(offer=offer, pick=pick, token=seal_offer(secret_key, offer))

@@ -6,8 +6,10 @@ Pure numpy: vote counts in, results out; no database and no web. Conventions (DE
 - Bradley–Terry by maximum likelihood, no penalty; a tie ("tie" or "both_bad") counts as half
   a win to each side. Fitted on strengths with the reference pinned (log-strength 0) and shown
   on the Elo scale, ``rating = 400·log10(strength) + 1000``: the reference is exactly 1000.
-- 95% intervals from a multinomial bootstrap of the vote counts (1000 rounds, seeded), all
-  resamples fitted at once by batched MM (Zermelo) iterations.
+- 95% intervals from a bootstrap (1000 rounds, seeded), all resamples fitted at once by
+  batched MM (Zermelo) iterations. Given the votes grouped by rater (``Clusters``), it
+  resamples raters (cluster bootstrap), since one rater's votes are not independent;
+  otherwise it is a multinomial bootstrap of the vote counts.
 - rank = 1 + the number of variants whose interval lies wholly above this one's.
 
 When the maximum-likelihood estimate does not exist. Draw an arrow i → j when i beat or tied
@@ -34,7 +36,7 @@ upper bound, so such resamples can only widen the interval; the bounds are order
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal, NamedTuple
@@ -141,6 +143,82 @@ def count_votes(names: Sequence[str], votes: Iterable[tuple[str, str, str]]) -> 
     return PairCounts(tuple(names), wins, ties, both_bad)
 
 
+def _cell_index(n: int) -> tuple[IntArray, IntArray]:
+    """Where a vote lands in the flat cell vector (_flatten): `win[i, j]` for "i beat j"
+    (the off-diagonal cells, row-major), `tie[i, j]` for a tie between i and j (the upper
+    triangle, after them)."""
+    off = ~np.eye(n, dtype=bool)
+    win = np.full((n, n), -1, dtype=np.int64)
+    win[off] = np.arange(int(off.sum()))
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    tie = np.full((n, n), -1, dtype=np.int64)
+    tie[upper] = int(off.sum()) + np.arange(int(upper.sum()))
+    tie = np.maximum(tie, tie.T)
+    return win, tie
+
+
+def _flatten(counts: PairCounts) -> FloatArray:
+    n = len(counts.names)
+    off = ~np.eye(n, dtype=bool)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    return np.concatenate([counts.wins[off], counts.ties[upper]]).astype(np.float64)
+
+
+def _unflatten(flat: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
+    """(B, cells) -> wins, ties (B, n, n), ties symmetric."""
+    off = ~np.eye(n, dtype=bool)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    n_off = int(off.sum())
+    rounds = len(flat)
+    wins = np.zeros((rounds, n, n))
+    wins[:, off] = flat[:, :n_off]
+    ties = np.zeros((rounds, n, n))
+    ties[:, upper] = flat[:, n_off:]
+    ties += np.swapaxes(ties, 1, 2)
+    return wins, ties
+
+
+@dataclass(frozen=True, eq=False)
+class Clusters:
+    """The votes grouped by who cast them: ``cells[r]`` is cluster r's (a rater's) votes as
+    counts over the cells of the flat vote vector. Given to fit_bradley_terry, the bootstrap
+    resamples clusters instead of single votes: one rater's votes are not independent of
+    each other (a taste, a habit, a misunderstanding), and resampling them one by one makes
+    the intervals too narrow when raters cast many votes each."""
+
+    names: tuple[str, ...]
+    cells: IntArray  # (clusters, cells)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cells)
+
+
+def count_clusters(
+    names: Sequence[str], votes: Iterable[tuple[Hashable, str, str, str]]
+) -> Clusters:
+    """Tally (cluster label, left, right, outcome) votes per cluster; see count_votes."""
+    index = {name: i for i, name in enumerate(names)}
+    win, tie = _cell_index(len(names))
+    labels: dict[Hashable, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for label, left, right, outcome in votes:
+        i, j = index[left], index[right]
+        if outcome == "left":
+            cell = win[i, j]
+        elif outcome == "right":
+            cell = win[j, i]
+        else:
+            cell = tie[i, j]
+        rows.append(labels.setdefault(label, len(labels)))
+        cols.append(int(cell))
+    n = len(names)
+    cells = np.zeros((len(labels), n * (n - 1) + n * (n - 1) // 2), dtype=np.int64)
+    np.add.at(cells, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)), 1)
+    return Clusters(tuple(names), cells)
+
+
 # --- Bradley–Terry, batched ---------------------------------------------------------------
 
 
@@ -237,22 +315,27 @@ def _resample(
     counts: PairCounts, rounds: int, rng: np.random.Generator
 ) -> tuple[FloatArray, FloatArray]:
     """Multinomial bootstrap: ``rounds`` draws of n_votes votes from the observed cells."""
-    n = len(counts.names)
-    upper = np.triu(np.ones((n, n), dtype=bool), 1)
-    off = ~np.eye(n, dtype=bool)
-    cells = np.concatenate([counts.wins[off], counts.ties[upper]]).astype(np.float64)
+    cells = _flatten(counts)
     total = int(cells.sum())
     used = np.flatnonzero(cells)
     draws = rng.multinomial(total, cells[used] / total, size=rounds)
     flat = np.zeros((rounds, cells.size))
     flat[:, used] = draws
-    n_off = int(off.sum())
-    wins = np.zeros((rounds, n, n))
-    wins[:, off] = flat[:, :n_off]
-    ties = np.zeros((rounds, n, n))
-    ties[:, upper] = flat[:, n_off:]
-    ties += np.swapaxes(ties, 1, 2)
-    return wins, ties
+    return _unflatten(flat, len(counts.names))
+
+
+def _resample_clusters(
+    clusters: Clusters, rounds: int, rng: np.random.Generator
+) -> tuple[FloatArray, FloatArray]:
+    """Cluster bootstrap: ``rounds`` draws of as many clusters as there are, with
+    replacement, each bringing all its votes. Clusters with the same votes (every rater who
+    cast one "left" between the same pair, say) are drawn as one kind: the number drawn of
+    each kind is multinomial with the kinds' shares, exactly as if drawn one by one, at a
+    cost that grows with the kinds, not the raters."""
+    kinds, sizes = np.unique(clusters.cells, axis=0, return_counts=True)
+    total = int(sizes.sum())
+    draws = rng.multinomial(total, sizes / total, size=rounds)
+    return _unflatten(draws.astype(np.float64) @ kinds.astype(np.float64), len(clusters.names))
 
 
 # --- The leaderboard ----------------------------------------------------------------------
@@ -362,17 +445,24 @@ def fit_bradley_terry(
     seed: int | np.random.Generator = 0,
     tol: float = 1e-10,
     max_iter: int = 10_000,
+    clusters: Clusters | None = None,
 ) -> Ranking:
     """Bradley–Terry ratings (Elo scale, ``reference`` at 1000) with bootstrap intervals.
 
     ``rounds=0`` skips the bootstrap: each interval is then the point itself. The default
-    seed makes a page show the same intervals on every reload.
+    seed makes a page show the same intervals on every reload. With ``clusters`` (the same
+    votes, grouped by rater) the bootstrap resamples raters, not votes.
     """
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     ref = counts.index(reference)
+    if clusters is not None and (
+        clusters.names != counts.names
+        or not np.array_equal(clusters.cells.sum(axis=0), _flatten(counts))
+    ):
+        raise ValueError("clusters must hold exactly the votes of counts")
     wins = counts.wins.astype(np.float64)[None]
     ties = counts.ties.astype(np.float64)[None]
     point = _fit_batch(wins, ties, ref, tol, max_iter)
@@ -383,7 +473,12 @@ def fit_bradley_terry(
 
     if rounds > 0 and counts.n_votes > 0:
         rng = np.random.default_rng(seed)
-        boot = _fit_batch(*_resample(counts, rounds, rng), ref, tol, max_iter)
+        resampled = (
+            _resample(counts, rounds, rng)
+            if clusters is None
+            else _resample_clusters(clusters, rounds, rng)
+        )
+        boot = _fit_batch(*resampled, ref, tol, max_iter)
         converged = converged and bool(boot.converged.all())
         low, high = _intervals(to_elo(boot.log_strength), confidence)
     else:

@@ -3,13 +3,13 @@
 Two halves, so that the web layer can run the first on its event loop and only the second
 on the database writer (app/arena/write_queue.py):
 
-- `check_ballot` needs no database: the outcome is one of the four answers, the token is
-  ours, untampered, unexpired and was issued to the rater whose cookie sent it.
-- `store_ballot` needs the database and nothing else: one read (the rater's panel and their
-  votes of the last minute, for the rate limit), the conditional UPDATE ... RETURNING that
-  both checks and claims the matchup (only an unanswered matchup issued to this rater
-  matches, so a replay or a second vote finds nothing), for an attention check an UPDATE of
-  the rater's tally, and the INSERT. Every refusal comes before the first write.
+- `check_ballot` needs no database: the outcome is one of the four answers, the token is an
+  offer of ours (app/arena/matchups.py), unexpired, issued to the rater whose cookie sent it.
+- `store_ballot` needs the database and nothing else: one read (the rater's panel and
+  votes, for the rate limit; none at a rater's first vote) and one for the offer's nonce (a
+  replay finds it taken); at a first vote, the network's new raters of the hour. Then the
+  writes: the rater at their first vote, the matchup (answered now), for an attention check
+  the rater's tally, and the vote. Every refusal comes before the first write.
 
 The statements are built once, at import, with bind parameters, and run on the tables (Core),
 not the ORM classes: building a statement and its cache key, and ORM-enabled DML, cost more
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.arena.matchups import (
     FLAG_AFTER_FAILURES,
@@ -32,8 +32,10 @@ from app.arena.matchups import (
     RATERS,
     VOTES,
     ArenaError,
-    serializer,
+    Offer,
+    open_offer,
 )
+from app.arena.network import NEW_RATER_WINDOW_S
 from app.models import VoteOutcome, utcnow
 
 # The expected answers to an attention check (both sides are the same image).
@@ -50,26 +52,34 @@ _RATER_PANEL_AND_VOTES = select(
     RATER_VOTES,
 ).where(RATERS.c.id == bindparam("rater"))
 
-_CLAIM_MATCHUP = (
-    update(MATCHUPS)
-    .where(
-        MATCHUPS.c.id == bindparam("matchup"),
-        MATCHUPS.c.rater_id == bindparam("rater"),
-        MATCHUPS.c.answered_at.is_(None),
-    )
-    .values(answered_at=bindparam("now"))
-    .returning(
-        MATCHUPS.c.run_id,
-        MATCHUPS.c.prompt_id,
-        MATCHUPS.c.seed,
-        MATCHUPS.c.left_variant_id,
-        MATCHUPS.c.right_variant_id,
-        MATCHUPS.c.attention_check,
-    )
-)
+_NONCE_TAKEN = select(func.count()).where(MATCHUPS.c.nonce == bindparam("nonce"))
 
-_ISSUED_TO = select(func.count()).where(
-    MATCHUPS.c.id == bindparam("matchup"), MATCHUPS.c.rater_id == bindparam("rater")
+
+def _insert_once(table: Table) -> dict[str, Insert]:
+    """INSERT ... ON CONFLICT DO NOTHING, per dialect: two racing votes of one offer (or of
+    one new rater) on PostgreSQL store one row, and the other finds nothing returned."""
+    return {
+        "sqlite": sqlite.insert(table).on_conflict_do_nothing(),
+        "postgresql": postgresql.insert(table).on_conflict_do_nothing(),
+    }
+
+
+_INSERT_RATER = _insert_once(RATERS)
+_INSERT_MATCHUP = {
+    name: statement.returning(MATCHUPS.c.id) for name, statement in _insert_once(MATCHUPS).items()
+}
+_JOIN_PANEL = (
+    update(RATERS)
+    .where(RATERS.c.id == bindparam("rater"), RATERS.c.panel_id.is_(None))
+    .values(panel_id=bindparam("panel"))
+)
+# Raters created from the network bound to :network since :since, counted up to :limit
+# (bounded work however many it made).
+_NETWORK_NEW_RATERS = select(func.count()).select_from(
+    select(RATERS.c.id)
+    .where(RATERS.c.network == bindparam("network"), RATERS.c.created_at > bindparam("since"))
+    .limit(bindparam("limit"))
+    .subquery()
 )
 
 _INSERT_VOTE = insert(VOTES).returning(VOTES.c.id)
@@ -91,11 +101,14 @@ _ATTENTION_FAILED = (
 
 @dataclass(frozen=True)
 class Ballot:
-    """A vote whose token checked out: which matchup, by whom, which answer."""
+    """A vote whose token checked out: the offer it answers, and the answer."""
 
-    matchup_id: int
-    rater_id: str
+    offer: Offer
     outcome: VoteOutcome
+
+    @property
+    def rater_id(self) -> str:
+        return self.offer.rater_id
 
 
 @dataclass(frozen=True)
@@ -125,19 +138,12 @@ def check_ballot(
         answer = VoteOutcome(outcome)
     except ValueError:
         raise ArenaError(422, f"unknown outcome {outcome!r}") from None
-    # 2. The token is ours, untampered, and not expired.
-    try:
-        payload = serializer(secret_key).loads(token, max_age=max_age_s)
-    except SignatureExpired:
-        raise ArenaError(410, "this matchup has expired; load a new one") from None
-    except BadSignature:
-        raise ArenaError(400, "invalid matchup token") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("m"), int):
-        raise ArenaError(400, "invalid matchup token")
+    # 2. The token is an offer of ours, untampered, and not expired.
+    offer = open_offer(secret_key, token, max_age_s)
     # 3. It was issued to this rater (a token is not transferable between browsers).
-    if rater_id is None or payload.get("r") != rater_id:
+    if rater_id is None or offer.rater_id != rater_id:
         raise ArenaError(403, "this matchup was issued to another rater")
-    return Ballot(matchup_id=payload["m"], rater_id=rater_id, outcome=answer)
+    return Ballot(offer=offer, outcome=answer)
 
 
 def store_ballot(
@@ -146,48 +152,91 @@ def store_ballot(
     *,
     votes_per_minute: int,
     network: str | None = None,
+    new_raters_per_hour: int | None = None,
 ) -> RecordedVote:
-    """Store the vote and mark its matchup answered, in the caller's transaction. Raises
-    ArenaError, having written nothing, when the vote is not acceptable. `network` (see
-    app/arena/network.py) is stored with the vote; the web tier limits it beforehand."""
+    """Store the vote, its matchup and (at a first vote) its rater, in the caller's
+    transaction. Raises ArenaError, having written nothing, when the vote is not acceptable.
+    `network` (see app/arena/network.py) is stored with the vote and a new rater; the web
+    tier limits its votes beforehand, and a network that made `new_raters_per_hour` raters
+    in the last hour makes no more."""
+    offer = ballot.offer
     now = utcnow()
-    since = now - RATE_WINDOW
-    rater = conn.execute(_RATER_PANEL_AND_VOTES, {"rater": ballot.rater_id, "since": since}).first()
+    rater = conn.execute(
+        _RATER_PANEL_AND_VOTES, {"rater": offer.rater_id, "since": now - RATE_WINDOW}
+    ).first()
+    # 4. Once: an offer's nonce is taken by its first vote.
+    if conn.execute(_NONCE_TAKEN, {"nonce": offer.nonce}).scalar_one():
+        raise ArenaError(409, "this matchup has already been answered")
     if rater is None:
-        raise ArenaError(400, "this matchup was never issued")
-    panel_id, recent, cast_before = rater
-    # 4. Not faster than a person votes. (Two votes of one rater racing on PostgreSQL may
-    # both pass this count; on SQLite the writes are serialized.)
-    if recent >= votes_per_minute:
-        raise ArenaError(429, f"too many votes: at most {votes_per_minute} a minute")
-    # 5. Once, by this rater: only an unanswered matchup issued to them matches.
-    keys = {"matchup": ballot.matchup_id, "rater": ballot.rater_id}
-    claimed = conn.execute(_CLAIM_MATCHUP, {**keys, "now": now}).first()
-    if claimed is None:
-        if conn.execute(_ISSUED_TO, keys).scalar_one():
-            raise ArenaError(409, "this matchup has already been answered")
-        raise ArenaError(400, "this matchup was never issued")
-    run_id, prompt_id, seed, left_id, right_id, attention = claimed
-
-    if attention:
+        # 5a. A new rater: a cookie costs a bot nothing, so a network makes only so many.
+        _check_new_rater(conn, network, new_raters_per_hour, now)
+        panel_id, cast_before = offer.panel_id, 0
+    else:
+        # 5b. Not faster than a person votes. (Two votes of one rater racing on PostgreSQL
+        # may both pass this count; on SQLite the writes are serialized.)
+        panel_id, recent, cast_before = rater
+        if recent >= votes_per_minute:
+            raise ArenaError(429, f"too many votes: at most {votes_per_minute} a minute")
+    dialect = conn.dialect.name
+    if rater is None:
+        conn.execute(
+            _INSERT_RATER[dialect],
+            {"id": offer.rater_id, "panel_id": panel_id, "network": network, "created_at": now},
+        )
+    elif panel_id is None and offer.panel_id is not None:
+        # A panel link joins a rater outside every panel (see matchups.rater_standing).
+        conn.execute(_JOIN_PANEL, {"rater": offer.rater_id, "panel": offer.panel_id})
+        panel_id = offer.panel_id
+    pairing = {
+        "run_id": offer.run_id,
+        "prompt_id": offer.prompt_id,
+        "seed": offer.seed,
+        "left_variant_id": offer.left_variant_id,
+        "right_variant_id": offer.right_variant_id,
+        "attention_check": offer.attention_check,
+        "rater_id": offer.rater_id,
+    }
+    matchup_id = conn.execute(
+        _INSERT_MATCHUP[dialect],
+        {**pairing, "nonce": offer.nonce, "issued_at": offer.issued_at, "answered_at": now},
+    ).scalar_one_or_none()
+    if matchup_id is None:
+        # Lost a race with a second vote of the same offer (PostgreSQL): that one stands.
+        raise ArenaError(409, "this matchup has already been answered")
+    if offer.attention_check:
         passed = ballot.outcome in ATTENTION_ANSWERS
-        conn.execute(_ATTENTION_PASSED if passed else _ATTENTION_FAILED, {"rater": ballot.rater_id})
+        conn.execute(_ATTENTION_PASSED if passed else _ATTENTION_FAILED, {"rater": offer.rater_id})
     columns: dict[str, Any] = {
-        "matchup_id": ballot.matchup_id,
-        "run_id": run_id,
-        "prompt_id": prompt_id,
-        "seed": seed,
-        "left_variant_id": left_id,
-        "right_variant_id": right_id,
+        **pairing,
+        "matchup_id": matchup_id,
         "outcome": ballot.outcome,
-        "attention_check": attention,
-        "rater_id": ballot.rater_id,
         "created_at": now,
     }
     vote_id = conn.execute(
         _INSERT_VOTE, {**columns, "panel_id": panel_id, "network": network}
     ).scalar_one()
     return RecordedVote(id=vote_id, rater_votes=cast_before + 1, **columns)
+
+
+def _check_new_rater(
+    conn: Connection, network: str | None, new_raters_per_hour: int | None, now: datetime
+) -> None:
+    if network is None or new_raters_per_hour is None:
+        return
+    made = conn.execute(
+        _NETWORK_NEW_RATERS,
+        {
+            "network": network,
+            "since": now - timedelta(seconds=NEW_RATER_WINDOW_S),
+            "limit": new_raters_per_hour,
+        },
+    ).scalar_one()
+    if made >= new_raters_per_hour:
+        raise ArenaError(
+            429,
+            f"too many new raters from your network: at most {new_raters_per_hour} an hour; "
+            "keep your cookie to go on voting",
+        )
 
 
 def record_vote(

@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
@@ -32,9 +32,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.arena.leaderboard import leaderboard
 from app.arena.vote_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.config import Settings
-from app.models import Panel, Rater, Run, Vote, utcnow
+from app.models import IntegrityReview, Panel, Rater, Run, Vote, utcnow
 from app.web.deps import SessionDep, SettingsDep, client_network
 from app.web.selection import all_runs
 from app.web.sliding_window import SlidingWindowLimit
@@ -261,6 +262,9 @@ def admin_page(
     page: Annotated[int, Query(ge=0, le=1_000_000, description="Page of the rater list.")] = 0,
     flagged: Annotated[bool, Query(description="List flagged raters only.")] = False,
     created: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+    flags_run: Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description="Run whose anomaly flags to list.")
+    ] = None,
 ) -> Response:
     flagged_total = session.scalar(
         select(func.count()).select_from(Rater).where(Rater.flagged.is_(True))
@@ -279,8 +283,47 @@ def admin_page(
         "page": page,
         "per_page": RATERS_PER_PAGE,
         "runs": all_runs(session),
+        **_flags(session, flags_run),
     }
     return render(request, "admin.html", context)
+
+
+def _flags(session: Session, run_id: int | None) -> dict[str, Any]:
+    """The anomaly flags of one run's open board (the latest run by default), computed with
+    its leaderboard (app/arena/leaderboard.py): fresh, so a decision shows at once."""
+    run = session.get(Run, run_id) if run_id is not None else None
+    if run_id is not None and run is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    run = run or session.scalars(select(Run).order_by(Run.id.desc()).limit(1)).first()
+    if run is None:
+        return {"flags_run": None, "flags": ()}
+    return {"flags_run": run, "flags": leaderboard(session, run).flags}
+
+
+@router.post("/runs/{run_id}/flags", dependencies=ADMIN_POST, include_in_schema=False)
+def review_flag(
+    session: SessionDep,
+    run_id: Annotated[int, Path(ge=1, le=INT64_MAX)],
+    kind: Annotated[Literal["rater", "network"], Form()],
+    subject: Annotated[str, Form(min_length=1, max_length=64)],
+    count: Annotated[bool, Form(description="true: count the votes; false: undo that")],
+) -> Response:
+    """Overrule an anomaly flag (the subject's votes count on this run's board) or undo it."""
+    if session.get(Run, run_id) is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    found = session.scalars(
+        select(IntegrityReview).where(
+            IntegrityReview.run_id == run_id,
+            IntegrityReview.kind == kind,
+            IntegrityReview.subject == subject,
+        )
+    ).first()
+    if count and found is None:
+        session.add(IntegrityReview(run_id=run_id, kind=kind, subject=subject))
+    elif not count and found is not None:
+        session.delete(found)
+    session.commit()
+    return RedirectResponse(f"/admin?flags_run={run_id}#flags", status_code=303)
 
 
 @router.post("/panels", dependencies=ADMIN_POST, include_in_schema=False)

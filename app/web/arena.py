@@ -5,11 +5,13 @@ The rules (which pair, which votes count) live in app/arena/matchups.py; this mo
 HTTP side: the rater cookie, the vote form's body limits and origin check, and the three
 renderings of every answer (whole page, htmx fragment, JSON).
 
-The rater is an anonymous id in a signed cookie. A vote must carry a matchup token issued to
-that same id, so a cross-site form cannot produce a valid (cookie, token) pair; a POST whose
-Origin names another host is refused before anything else.
+The rater is an anonymous id in a signed cookie, given at the first visit; the rater row is
+written at their first vote. A page view writes nothing: the matchup travels as an
+encrypted offer (app/arena/matchups.py) in the vote form. A vote must carry an offer made
+to that same id, so a cross-site form cannot produce a valid (cookie, token) pair; a POST
+whose Origin names another host is refused before anything else.
 
-While a matchup is open its images are served from `/arena/images/{matchup}/{side}`, not from
+While a matchup is open its images are served from `/arena/images/{offer}/{side}`, not from
 /media: media paths carry the variant's name, and the two sides of an attention check would
 share one URL.
 """
@@ -23,7 +25,7 @@ from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadData, URLSafeSerializer
@@ -41,15 +43,19 @@ from app.arena.catalog import (
 from app.arena.matchups import (
     RATER_VOTES,
     ArenaError,
+    Offer,
+    Standing,
     choose_matchup,
-    open_matchup,
+    new_rater_id,
+    open_offer,
     pair_vote_counts,
-    sign_matchup,
+    rater_standing,
+    seal_offer,
 )
 from app.arena.votes import ATTENTION_ANSWERS, RecordedVote, check_ballot, store_ballot
 from app.arena.write_queue import WriteQueue
 from app.config import Settings
-from app.models import Matchup, Run, Vote, VoteOutcome
+from app.models import Run, Vote, VoteOutcome
 from app.web.blind import blind_png
 from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep, client_network, memo_async
 from app.web.selection import select_run
@@ -132,7 +138,7 @@ def _set_rater_cookie(request: Request, response: Response, rater_id: str) -> No
 
 
 class Pairing(Protocol):
-    """What names a matchup's two images: a Matchup, a Vote or a RecordedVote."""
+    """What names a matchup's two images: an Offer, a Vote or a RecordedVote."""
 
     @property
     def prompt_id(self) -> int: ...
@@ -236,8 +242,8 @@ async def arena(
     ] = None,
 ) -> Response:
     """The raters' hot path, like the vote: the run, its catalog and pair counts come from
-    the app's ArenaCache (a worker thread loads them on a miss), the pair is chosen here,
-    and the writes (the rater if new, the matchup) go to the process's database writer."""
+    the app's ArenaCache (a worker thread loads them on a miss), the pair is chosen here, and
+    nothing is written: the matchup goes out as a sealed offer, stored only if voted on."""
     settings: Settings = request.app.state.settings
     cache: ArenaCache = request.app.state.arena_cache
     shown = await memo_async(request, cache.runs, run, partial(_run_info, run_id=run))
@@ -255,70 +261,74 @@ async def arena(
             request, exc.status_code, exc.reason, run=shown, title="Nothing to compare yet"
         )
     cookie_rater = rater_id_from_cookie(request)
-    writes: WriteQueue = request.app.state.writes
-    try:
-        opened = await writes.run(
-            partial(
-                open_matchup,
-                run_id=run_id,
-                rater_id=cookie_rater,
-                panel_code=panel,
-                pick=pick,
-                network=client_network(request),
-                new_raters_per_hour=settings.arena_network_new_raters_per_hour,
-                panels_only=shown.arena == "panels",
-            )
-        )
-    except ArenaError as exc:
-        # An unknown panel code, a panel study without an invitation, too many new raters:
-        # the error page with the reason, not a matchup the rater did not ask for.
-        raise HTTPException(exc.status_code, exc.reason) from None
-
+    panels_only = shown.arena == "panels"
+    if cookie_rater is None and panel is None and not panels_only:
+        standing = Standing(None, None, 0)  # a first visit: nothing to read
+    else:
+        try:
+            standing = await run_in_threadpool(_standing, request, cookie_rater, panel, panels_only)
+        except ArenaError as exc:
+            # An unknown panel code, a panel study without an invitation: the error page
+            # with the reason, not a matchup the rater did not ask for.
+            raise HTTPException(exc.status_code, exc.reason) from None
+    rater_id = cookie_rater or new_rater_id()
+    token = seal_offer(settings.secret_key, Offer.of(pick, run_id, rater_id, standing.panel_id))
     size = catalog.images[pick.left.id][(pick.prompt_id, pick.seed)]
-    vote_url = f"/arena/vote?run={run_id}"
     context = {
         "nav": "arena",
         "run": shown,
         "state": "matchup",
-        "matchup_id": opened.matchup_id,
-        "token": sign_matchup(settings.secret_key, opened.matchup_id, opened.rater_id),
+        "token": token,
         "prompt_text": catalog.prompts[pick.prompt_id],
         "width": size.width,
         "height": size.height,
-        "vote_url": vote_url,
-        "votes_by_rater": opened.rater_votes,
-        "panel_name": opened.panel_name,
+        "vote_url": f"/arena/vote?run={run_id}",
+        "votes_by_rater": standing.rater_votes,
+        "panel_name": standing.panel_name,
     }
     response = render(request, "arena.html", context, block="stage")
     # Personal: a shared cache must never hand one rater's token to another.
     response.headers["Cache-Control"] = "no-store"
-    if opened.rater_id != cookie_rater:
-        _set_rater_cookie(request, response, opened.rater_id)
+    if rater_id != cookie_rater:
+        _set_rater_cookie(request, response, rater_id)
     return response
 
 
+def _standing(
+    request: Request, rater_id: str | None, panel_code: str | None, panels_only: bool
+) -> Standing:
+    with request.app.state.engine.connect() as conn:
+        return rater_standing(
+            conn, rater_id=rater_id, panel_code=panel_code, panels_only=panels_only
+        )
+
+
 @router.get(
-    "/arena/images/{matchup_id}/{side}",
+    "/arena/images/{token}/{side}",
     summary="One side's image of an open matchup (no variant name in the URL)",
     response_class=Response,
 )
 def arena_image(
     request: Request,
     session: SessionDep,
-    matchup_id: IdPath,
+    token: Annotated[str, Path(max_length=MAX_VOTE_BODY_BYTES)],
     side: Side,
 ) -> Response:
-    matchup = session.get(Matchup, matchup_id)
-    if matchup is None or matchup.rater_id != rater_id_from_cookie(request):
-        raise HTTPException(404, f"no matchup {matchup_id} of yours")
+    settings: Settings = request.app.state.settings
     try:
-        left, right = _sides(_catalog(request, session, matchup.run_id), matchup)
+        offer = open_offer(settings.secret_key, token, settings.arena_token_ttl_s)
+    except ArenaError as exc:
+        raise HTTPException(exc.status_code, exc.reason) from None
+    if offer.rater_id != rater_id_from_cookie(request):
+        raise HTTPException(404, "no matchup of yours")
+    try:
+        left, right = _sides(_catalog(request, session, offer.run_id), offer)
     except LookupError:
         raise HTTPException(410, GONE) from None
     shown = left if side == "left" else right
-    path = request.app.state.settings.media_dir / shown.image.path
+    path = settings.media_dir / shown.image.path
     if not path.is_file():
-        raise HTTPException(404, f"the image of matchup {matchup_id} is missing")
+        raise HTTPException(404, "the image of this matchup is missing")
     # Blind means blind: the same pixels in new bytes, so neither a hash, a size nor an ETag
     # links the image to the public file (and so to its variant), and the two sides of an
     # attention check differ byte for byte.
@@ -439,6 +449,7 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
             ballot=ballot,
             votes_per_minute=settings.arena_votes_per_minute,
             network=network,
+            new_raters_per_hour=settings.arena_network_new_raters_per_hour,
         )
     )
     # Post/redirect/get for a plain form: reloading the reveal page does not post it again.

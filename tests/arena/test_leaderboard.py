@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import (
@@ -34,7 +34,18 @@ from app.arena.ranking import (
     verdict,
 )
 from app.db import make_engine, session_scope
-from app.models import Matchup, Panel, Prompt, Rater, Run, Variant, Vote, VoteOutcome, utcnow
+from app.models import (
+    IntegrityReview,
+    Matchup,
+    Panel,
+    Prompt,
+    Rater,
+    Run,
+    Variant,
+    Vote,
+    VoteOutcome,
+    utcnow,
+)
 from tests.conftest import DemoData
 
 # Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
@@ -56,10 +67,16 @@ def add_votes(
     attention: bool = False,
     category: str | None = None,
     network: str | None = None,
+    alternate_sides: bool = True,
 ) -> str:
     """Store (left, right, outcome) votes of one rater (new unless `rater` names one; in the
     panel with code `panel`, made if needed), on the run's prompts in turn (or only those of
-    `category`). Returns the rater's id."""
+    `category`). Returns the rater's id.
+
+    Every other vote is stored with its sides swapped (and its outcome with them), as the
+    arena shuffles sides: the same result per pair, but not a rater who "always picks the
+    left image", whom the anomaly flags would leave out (`alternate_sides=False` keeps the
+    sides as given)."""
     engine = make_engine(database_url)
     try:
         with session_scope(engine) as session:
@@ -93,6 +110,9 @@ def add_votes(
                 session.add(rater_row)
                 session.flush()
             for k, (left, right, outcome) in enumerate(votes):
+                if alternate_sides and k % 2:
+                    left, right = right, left
+                    outcome = {"left": "right", "right": "left"}.get(outcome, outcome)
                 prompt = prompts[k % len(prompts)]
                 matchup = Matchup(
                     run_id=run_id,
@@ -202,8 +222,15 @@ def test_leaderboard_panel_filter(writable_demo: DemoData, engine: Engine) -> No
     assert (everyone.n_votes, everyone.flagged_votes) == (len(MIXED), 2)
 
 
+def add_crowd(database_url: str, run_id: int) -> None:
+    """200 votes from ten raters on ten networks who agree: dev beats dev-turbo 3 times in 5."""
+    mix = [("dev", "dev-turbo", "left")] * 12 + [("dev-turbo", "dev", "left")] * 8
+    for n in range(10):
+        add_votes(database_url, run_id, mix, network=f"10.0.0.{n}")
+
+
 def test_leaderboard_reference_pinned_at_1000(writable_demo: DemoData, engine: Engine) -> None:
-    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
+    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED, alternate_sides=False)
     view = board(engine, writable_demo.run_id)
     # dev and schnell are each named by one variant: the tie goes to dev, first in config.
     assert view.reference == "dev"
@@ -317,7 +344,10 @@ def test_leaderboard_verdict_dev_turbo_vs_dev(writable_demo: DemoData, engine: E
     )
     assert fp8.votes_needed is not None and fp8.votes_needed > 0
 
-    add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 250)
+    # 250 wins for dev-turbo from 25 raters (one rater casting them all would be flagged:
+    # always dev-turbo where everyone else saw no difference; see test_integrity.py).
+    for _ in range(25):
+        add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 10)
     turbo = board(engine, run_id).verdicts[0]
     assert turbo.verdict == "better"
     counts = count_votes(
@@ -435,12 +465,41 @@ def test_leaderboard_caps_anonymous_votes_per_network(
     from app.arena.leaderboard import ANONYMOUS_VOTES_PER_NETWORK as CAP
 
     url, run_id = writable_demo.database_url, writable_demo.run_id
-    # One network, fresh raters (cookies) every 25 votes, all for dev-turbo.
+    # One network, fresh raters (cookies) every 25 votes, voting as everyone does (votes
+    # unlike everyone's are the anomaly flags' business: test_leaderboard_flags_...).
+    mix = [("dev", "dev-turbo", "left")] * 15 + [("dev-turbo", "dev", "left")] * 10
     for _ in range(6):
-        add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 25, network="198.51.100.9")
+        add_votes(url, run_id, mix, network="198.51.100.9")
     # A panel behind the same address (an office NAT) is never capped.
-    add_votes(url, run_id, [("dev", "dev-turbo", "left")] * 30, panel="lab", network="198.51.100.9")
+    add_votes(url, run_id, mix + mix[:5], panel="lab", network="198.51.100.9")
     view = board(engine, run_id)
+    assert view.flags == ()
     assert view.capped_votes == 150 - CAP
     assert view.n_votes == CAP + 30
     assert view.ranking["dev-turbo"].games == CAP + 30
+
+
+def test_leaderboard_flags_a_network_pushing_one_variant_until_an_admin_overrules(
+    writable_demo: DemoData, engine: Engine
+) -> None:
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    add_crowd(url, run_id)
+    # One network, a fresh rater every 10 votes (too few to test a rater), all for dev-turbo.
+    for _ in range(6):
+        add_votes(url, run_id, [("dev-turbo", "dev", "left")] * 10, network="198.51.100.9")
+    view = board(engine, run_id)
+    (state,) = view.flags
+    assert (state.flag.kind, state.flag.subject) == ("network", "198.51.100.9")
+    assert state.flag.test in ("one_variant", "off_consensus")
+    assert "dev-turbo" in state.flag.reason or "consensus" in state.flag.reason
+    assert (state.overruled, state.votes_left_out, view.anomaly_votes) == (False, 60, 60)
+    assert view.n_votes == 200
+    assert view.verdicts[0].verdict != "better"
+    # An admin decides the network's votes count after all; then undoes it.
+    with session_scope(engine) as session:
+        session.add(IntegrityReview(run_id=run_id, kind="network", subject="198.51.100.9"))
+    counted = board(engine, run_id)
+    assert (counted.n_votes, counted.anomaly_votes, counted.flags[0].overruled) == (260, 0, True)
+    with session_scope(engine) as session:
+        session.execute(delete(IntegrityReview))
+    assert board(engine, run_id).n_votes == 200

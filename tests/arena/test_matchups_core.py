@@ -8,8 +8,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select, update
 
-from app.arena.catalog import load_catalog
-from app.arena.matchups import ArenaError, choose_matchup, issue_matchup, open_matchup
+from app.arena.matchups import ArenaError, Issued, issue_matchup, rater_standing
 from app.arena.votes import record_vote
 from app.db import make_engine, session_scope
 from app.models import Generation, Panel, Rater, Run, Variant, VariantStatus
@@ -89,48 +88,54 @@ def test_arena_core_needs_two_finished_variants(writable_demo: DemoData) -> None
     assert info.value.status_code == 409
 
 
-def test_arena_core_unknown_panel_code_writes_nothing(writable_demo: DemoData) -> None:
+def test_arena_core_unknown_panel_code_is_not_found(writable_demo: DemoData) -> None:
     engine = make_engine(writable_demo.database_url)
-    with session_scope(engine) as session:
-        pick = choose_matchup(load_catalog(session, writable_demo.run_id), {}, random.Random(0))
-        raters_before = session.scalar(select(func.count()).select_from(Rater))
-        with pytest.raises(ArenaError) as info:
-            open_matchup(
-                session.connection(),
-                run_id=writable_demo.run_id,
-                rater_id=None,
-                panel_code="nope",
-                pick=pick,
-            )
-        assert session.scalar(select(func.count()).select_from(Rater)) == raters_before
+    with engine.connect() as conn, pytest.raises(ArenaError) as info:
+        rater_standing(conn, rater_id=None, panel_code="nope", panels_only=False)
     assert info.value.status_code == 404
 
 
-def test_arena_core_open_matchup_creates_keeps_and_moves_raters(writable_demo: DemoData) -> None:
+def test_arena_core_raters_are_made_at_their_first_vote_and_keep_their_panel(
+    writable_demo: DemoData,
+) -> None:
     engine = make_engine(writable_demo.database_url)
     with session_scope(engine) as session:
-        session.add(Panel(code="lab", name="Lab"))
+        session.add_all([Panel(code="lab", name="Lab"), Panel(code="other", name="Other")])
         session.flush()
         conn = session.connection()
-        pick = choose_matchup(load_catalog(session, writable_demo.run_id), {}, random.Random(1))
-        args = {"run_id": writable_demo.run_id, "pick": pick}
-        # A cookie naming no rater we know (a wiped database, say) gets a new rater.
-        first = open_matchup(conn, rater_id="f" * 32, panel_code=None, **args)
-        assert first.rater_id != "f" * 32
-        assert (first.panel_name, first.rater_votes) == (None, 0)
-        # The same rater again; then through a panel link, which joins them to the panel.
-        again = open_matchup(conn, rater_id=first.rater_id, panel_code=None, **args)
-        joined = open_matchup(conn, rater_id=first.rater_id, panel_code="lab", **args)
-        assert again.rater_id == joined.rater_id == first.rater_id
-        assert joined.panel_name == "Lab"
-        rater = session.get_one(Rater, first.rater_id)
+        run = session.get_one(Run, writable_demo.run_id)
+        rng = random.Random(1)
+
+        def vote(issued: Issued) -> None:
+            record_vote(
+                conn,
+                token=issued.token,
+                rater_id=issued.rater_id,
+                outcome="tie",
+                secret_key="k",
+                max_age_s=60,
+                votes_per_minute=100,
+            )
+
+        # A cookie naming no rater we know (a first visit, or a wiped database): nothing is
+        # read or written until the vote, which makes the rater.
+        first = issue_matchup(session, run, "f" * 32, "k", rng)
+        assert first.rater_id == "f" * 32 and first.offer.panel_id is None
+        assert session.get(Rater, "f" * 32) is None
+        vote(first)
+        assert session.get_one(Rater, "f" * 32).panel_id is None
+        # Through a panel link the offer names the panel, and the vote joins it ...
+        joined = issue_matchup(session, run, "f" * 32, "k", rng, panel_code="lab")
+        vote(joined)
+        rater = session.get_one(Rater, "f" * 32)
         session.refresh(rater)
         assert rater.panel is not None and rater.panel.code == "lab"
-        assert len({first.matchup_id, again.matchup_id, joined.matchup_id}) == 3
-        # Another panel's link does not move a panel's rater.
-        session.add(Panel(code="other", name="Other"))
-        session.flush()
-        stayed = open_matchup(conn, rater_id=first.rater_id, panel_code="other", **args)
-        assert stayed.panel_name == "Lab"
+        standing = rater_standing(conn, rater_id="f" * 32, panel_code=None, panels_only=True)
+        assert (standing.panel_name, standing.rater_votes) == ("Lab", 2)
+        # ... and another panel's link does not move a panel's rater.
+        stayed = issue_matchup(session, run, "f" * 32, "k", rng, panel_code="other")
+        assert stayed.offer.panel_id == rater.panel_id
+        vote(stayed)
         session.refresh(rater)
         assert rater.panel.code == "lab"
+        assert session.scalar(select(func.count()).select_from(Rater)) == 1

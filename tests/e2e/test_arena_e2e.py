@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from itsdangerous import URLSafeTimedSerializer
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from app.arena.matchups import TOKEN_SALT
+from app.arena.matchups import Offer, open_offer
+from app.config import DEFAULT_SECRET_KEY
 from app.db import make_engine, session_scope
 from app.models import Matchup, Variant, VariantStatus, Vote
 
@@ -18,10 +18,9 @@ KEYS = ["ArrowLeft", "ArrowRight", "t", "b", "ArrowLeft", "t", "ArrowRight", "b"
 OUTCOMES = {"ArrowLeft": "left", "ArrowRight": "right", "t": "tie", "b": "both_bad"}
 
 
-def matchup_of(token: str) -> int:
-    # The payload is readable without the key (only its signature needs one).
-    _, payload = URLSafeTimedSerializer("", salt=TOKEN_SALT).loads_unsafe(token)
-    return int(payload["m"])
+def offer_of(token: str) -> Offer:
+    # The live server runs with the default key (it serves on loopback only).
+    return open_offer(DEFAULT_SECRET_KEY, token, max_age_s=900)
 
 
 def test_arena_e2e_ten_keyboard_votes_reach_the_leaderboard(
@@ -44,18 +43,17 @@ def test_arena_e2e_ten_keyboard_votes_reach_the_leaderboard(
     # Survives only if every later step swaps the stage in place instead of loading a page.
     page.evaluate("window.arenaMarker = 1")
     stage = page.locator("#arena-stage")
-    matchups: list[int] = []
+    nonces: list[str] = []
     counted = 0
     for n, key in enumerate(KEYS):
         expect(stage).to_have_attribute("data-state", "matchup")
-        matchup_id = matchup_of(page.locator("input[name=token]").input_value())
-        assert matchup_id not in matchups
-        matchups.append(matchup_id)
+        offer = offer_of(page.locator("input[name=token]").input_value())
+        assert offer.nonce not in nonces
+        nonces.append(offer.nonce)
         for img in page.locator(".arena-side img").all():
             expect(img).to_have_js_property("complete", True)
             assert img.evaluate("el => el.naturalWidth") > 0
-        with session_scope(engine) as session:
-            attention = session.get_one(Matchup, matchup_id).attention_check
+        attention = offer.attention_check
         if attention:
             key = "t"
         counted += not attention
@@ -77,7 +75,8 @@ def test_arena_e2e_ten_keyboard_votes_reach_the_leaderboard(
     assert page.evaluate("window.arenaMarker") == 1
 
     with session_scope(engine) as session:
-        votes = list(session.scalars(select(Vote).where(Vote.matchup_id.in_(matchups))))
+        answered = select(Matchup.id).where(Matchup.nonce.in_(nonces))
+        votes = list(session.scalars(select(Vote).where(Vote.matchup_id.in_(answered))))
         assert len(votes) == 10
         assert sum(not v.attention_check for v in votes) == counted
         assert {v.outcome.value for v in votes} >= {"left", "right", "tie"}

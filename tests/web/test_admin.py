@@ -734,3 +734,49 @@ def test_admin_export_columns_are_documented() -> None:
     section = doc.split("## Columns", 1)[1].split("\n## ", 1)[0]
     documented = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
     assert documented == list(COLUMNS)
+
+
+def test_admin_anomaly_flags_are_listed_and_reversible(
+    writable_client: TestClient, writable_demo: DemoData
+) -> None:
+    from tests.arena.test_leaderboard import add_crowd, add_votes
+
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    add_crowd(url, run_id)
+    bot = add_votes(url, run_id, [("dev", "dev-turbo", "left")] * 30, alternate_sides=False)
+
+    def flag_row() -> Any:
+        page = soup(writable_client.get(f"/admin?flags_run={run_id}", headers=BEARER).text)
+        rows = page.select("#flags tr.flag-row")
+        assert [r["data-subject"] for r in rows] == [bot]
+        return rows[0]
+
+    row = flag_row()
+    assert row["data-kind"] == "rater" and row["data-test"] == "one_side"
+    assert "left image in 30 of 30 decisive votes" in row.select_one(".reason").get_text()
+    assert row.select_one(".left-out").get_text() == "30"
+    assert "overruled" not in row["class"]
+    board = writable_client.get(f"/api/v1/runs/{run_id}/leaderboard").json()
+    assert (board["votes_counted"], board["votes_left_out_by_anomaly_flags"]) == (200, 30)
+
+    # Count their votes after all; then undo it.
+    review = f"/admin/runs/{run_id}/flags"
+    form = {"kind": "rater", "subject": bot, "count": "true"}
+    response = writable_client.post(review, data=form, headers=BEARER, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/admin?flags_run={run_id}#flags"
+    row = flag_row()
+    assert "overruled" in row["class"] and row.select_one(".left-out").get_text() == "0"
+    assert row.select_one('input[name="count"]')["value"] == "false"
+    board = writable_client.get(f"/api/v1/runs/{run_id}/leaderboard").json()
+    assert (board["votes_counted"], board["votes_left_out_by_anomaly_flags"]) == (230, 0)
+    writable_client.post(review, data={**form, "count": "false"}, headers=BEARER)
+    assert "overruled" not in flag_row()["class"]
+    assert writable_client.get(f"/api/v1/runs/{run_id}/leaderboard").json()["votes_counted"] == 200
+    # Bad input is a 4xx with a reason.
+    assert (
+        writable_client.post(review, data={**form, "kind": "ip"}, headers=BEARER).status_code == 422
+    )
+    assert (
+        writable_client.post("/admin/runs/999/flags", data=form, headers=BEARER).status_code == 404
+    )

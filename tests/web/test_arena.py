@@ -5,6 +5,7 @@ database did not change."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup, Tag
 from fastapi.testclient import TestClient
-from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import Engine, func, select, update
 
 import app.arena.matchups
-from app.arena.matchups import TOKEN_SALT
+from app.arena.matchups import ArenaError, Offer, open_offer, seal_offer
 from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import (
@@ -71,6 +72,14 @@ class Db:
     def matchups(self) -> int:
         with session_scope(self.engine) as session:
             return session.scalar(select(func.count()).select_from(Matchup)) or 0
+
+    def matchup(self, offer: Offer) -> Matchup | None:
+        """The matchup stored for an offer (by its vote), if any."""
+        with session_scope(self.engine) as session:
+            row = session.scalars(select(Matchup).where(Matchup.nonce == offer.nonce)).first()
+            if row is not None:
+                session.expunge(row)
+            return row
 
     def get(self, model: type[Any], key: object) -> Any:
         with session_scope(self.engine) as session:
@@ -132,8 +141,11 @@ class Shown:
     status: int
     soup: BeautifulSoup
     token: str
-    matchup_id: int
-    rater_id: str
+    offer: Offer
+
+    @property
+    def rater_id(self) -> str:
+        return self.offer.rater_id
 
     @property
     def stage(self) -> Tag:
@@ -149,8 +161,7 @@ def open_matchup(client: TestClient, run_id: int, **params: str) -> Shown:
     token_input = soup.select_one("form.arena-form input[name=token]")
     assert token_input is not None
     token = str(token_input["value"])
-    payload = URLSafeTimedSerializer(SECRET, salt=TOKEN_SALT).loads(token)
-    return Shown(response.status_code, soup, token, payload["m"], payload["r"])
+    return Shown(response.status_code, soup, token, open_offer(SECRET, token, max_age_s=900))
 
 
 def cast(
@@ -176,8 +187,11 @@ def cookie_rater(client: TestClient) -> str:
     return rater_id
 
 
-def token_for(payload: dict[str, Any], key: str = SECRET) -> str:
-    return URLSafeTimedSerializer(key, salt=TOKEN_SALT).dumps(payload)
+def sealed_at(offer: Offer, unix_time: float, key: str = SECRET) -> str:
+    """The offer sealed as if at `unix_time` (Fernet reads the clock when it encrypts)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time", lambda: unix_time)
+        return seal_offer(key, offer)
 
 
 # 1. The matchup page.
@@ -195,7 +209,8 @@ def test_arena_first_visit_sets_signed_cookie_and_hides_names(
     assert "samesite=lax" in set_cookie.lower()
     assert "Max-Age=31536000" in set_cookie
     rater_id = cookie_rater(writable_client)
-    assert db.get(Rater, rater_id) is not None
+    # A page view writes nothing: the rater and the matchup are stored with the first vote.
+    assert (db.raters(), db.matchups()) == (0, 0)
 
     soup = BeautifulSoup(response.text, "html.parser")
     stage = soup.select_one("#arena-stage[data-state=matchup]")
@@ -229,7 +244,7 @@ def test_arena_first_visit_sets_signed_cookie_and_hides_names(
     again = writable_client.get("/arena", params={"run": db.run_id})
     assert "set-cookie" not in again.headers
     assert cookie_rater(writable_client) == rater_id
-    assert db.raters() == 1
+    assert (db.raters(), db.matchups()) == (0, 0)
 
 
 def test_arena_matchups_skip_failed_variant_and_show_one_prompt_and_seed(
@@ -239,7 +254,7 @@ def test_arena_matchups_skip_failed_variant_and_show_one_prompt_and_seed(
     seen: set[frozenset[str]] = set()
     for _ in range(30):
         shown = open_matchup(writable_client, db.run_id)
-        matchup = db.get(Matchup, shown.matchup_id)
+        matchup = shown.offer
         pair = frozenset((names[matchup.left_variant_id], names[matchup.right_variant_id]))
         assert "schnell-fp8" not in pair  # failed: it has no images
         assert len(pair) == 2
@@ -252,7 +267,7 @@ def test_arena_matchups_skip_failed_variant_and_show_one_prompt_and_seed(
             ("right", matchup.right_variant_id),
         ):
             generation = db.generation(variant_id, matchup.prompt_id, matchup.seed)
-            image = writable_client.get(f"/arena/images/{matchup.id}/{side}")
+            image = writable_client.get(f"/arena/images/{shown.token}/{side}")
             assert image.status_code == 200
             assert image.headers["content-type"] == "image/png"
             public = (writable_demo.media_dir / generation.image_path).read_bytes()
@@ -260,7 +275,7 @@ def test_arena_matchups_skip_failed_variant_and_show_one_prompt_and_seed(
             assert _pixels(image.content) == _pixels(public)
             assert image.content != public and len(image.content) != len(public)
             assert "etag" not in image.headers
-            again = writable_client.get(f"/arena/images/{matchup.id}/{side}")
+            again = writable_client.get(f"/arena/images/{shown.token}/{side}")
             assert again.content != image.content
     assert len(seen) >= 2
 
@@ -273,10 +288,16 @@ def test_arena_valid_vote_is_stored_then_revealed(writable_client: TestClient, d
     response = cast(writable_client, shown.token, "right")
     # Without htmx: post/redirect/get to the reveal page.
     assert response.status_code == 303
-    assert response.headers["location"] == f"/arena/reveal/{shown.matchup_id}"
+    matchup = db.matchup(shown.offer)
+    assert matchup is not None and matchup.answered_at is not None
+    assert response.headers["location"] == f"/arena/reveal/{matchup.id}"
     assert db.votes() == 1
-    matchup = db.get(Matchup, shown.matchup_id)
-    assert matchup.answered_at is not None
+    assert (matchup.left_variant_id, matchup.right_variant_id) == (
+        shown.offer.left_variant_id,
+        shown.offer.right_variant_id,
+    )
+    # The rater is written with their first vote.
+    assert db.get(Rater, shown.rater_id) is not None
     with session_scope(db.engine) as session:
         vote = session.scalars(select(Vote)).one()
         assert vote.matchup_id == matchup.id
@@ -315,7 +336,8 @@ def test_arena_vote_as_json(writable_client: TestClient, db: Db) -> None:
     response = cast(writable_client, shown.token, "tie", {"Accept": "application/json"})
     assert response.status_code == 201
     body = response.json()
-    matchup = db.get(Matchup, shown.matchup_id)
+    matchup = db.matchup(shown.offer)
+    assert matchup is not None
     names = db.variant_names()
     assert body["outcome"] == "tie" and body["matchup_id"] == matchup.id
     assert body["left"]["variant"] == names[matchup.left_variant_id]
@@ -355,7 +377,7 @@ def test_arena_htmx_returns_only_the_fragment(writable_client: TestClient, db: D
 
 def test_arena_forged_token_is_refused(writable_client: TestClient, db: Db) -> None:
     shown = open_matchup(writable_client, db.run_id)
-    forged = token_for({"m": shown.matchup_id, "r": shown.rater_id}, key="another-key")
+    forged = seal_offer("another-key", shown.offer)
     response = cast(writable_client, forged)
     assert response.status_code == 400
     assert "invalid matchup token" in response.text
@@ -368,21 +390,13 @@ def test_arena_tampered_token_is_refused(writable_client: TestClient, db: Db) ->
     tampered = ("A" if first != "A" else "B") + shown.token[1:]
     response = cast(writable_client, tampered)
     assert response.status_code == 400
-    assert db.votes() == 0
-    assert db.get(Matchup, shown.matchup_id).answered_at is None
-
-
-class _HourAgo(TimestampSigner):
-    def get_timestamp(self) -> int:
-        return int(time.time()) - 3600
+    assert (db.votes(), db.matchups()) == (0, 0)
 
 
 def test_arena_expired_token_is_refused(writable_client: TestClient, db: Db) -> None:
     shown = open_matchup(writable_client, db.run_id)
-    # The same payload, signed with the right key an hour ago (the lifetime is 900 s).
-    old = URLSafeTimedSerializer(SECRET, salt=TOKEN_SALT, signer=_HourAgo).dumps(
-        {"m": shown.matchup_id, "r": shown.rater_id}
-    )
+    # The same offer, sealed with the right key an hour ago (the lifetime is 900 s).
+    old = sealed_at(shown.offer, time.time() - 3600)
     response = cast(writable_client, old)
     assert response.status_code == 410
     assert "expired" in response.text
@@ -418,17 +432,18 @@ def test_arena_token_of_another_rater_is_refused(writable_client: TestClient, db
     assert db.votes() == 0
 
 
-def test_arena_pair_never_issued_is_refused(writable_client: TestClient, db: Db) -> None:
-    theirs = open_matchup(writable_client, db.run_id)
-    writable_client.cookies.clear()
-    me = open_matchup(writable_client, db.run_id)
-    for matchup_id in (10_000, theirs.matchup_id):  # no such matchup; someone else's
-        token = token_for({"m": matchup_id, "r": me.rater_id})
-        response = cast(writable_client, token)
-        assert response.status_code == 400, matchup_id
-        assert "never issued" in response.text
-    assert db.votes() == 0
-    assert db.get(Matchup, theirs.matchup_id).answered_at is None
+def test_arena_offer_names_no_variant(writable_client: TestClient, db: Db) -> None:
+    """The token is encrypted, not only signed: nothing in it reads as the pair."""
+    for _ in range(10):
+        shown = open_matchup(writable_client, db.run_id)
+        padded = shown.token + "=" * (-len(shown.token) % 4)
+        raw = base64.urlsafe_b64decode(padded)
+        offer = shown.offer
+        plain = f"{offer.left_variant_id},{offer.right_variant_id}".encode()
+        assert plain not in raw and offer.rater_id.encode() not in raw
+        assert offer.nonce.encode() not in raw
+        with pytest.raises(ArenaError):
+            open_offer("another-key", shown.token, max_age_s=900)
 
 
 def test_arena_flood_over_the_rate_limit_is_refused(
@@ -441,8 +456,7 @@ def test_arena_flood_over_the_rate_limit_is_refused(
     response = cast(client, shown.token)
     assert response.status_code == 429
     assert "at most 3 a minute" in response.text
-    assert db.votes() == 3
-    assert db.get(Matchup, shown.matchup_id).answered_at is None
+    assert (db.votes(), db.matchups()) == (3, 3)
 
 
 # 4. Bodies and origins.
@@ -500,8 +514,7 @@ def test_arena_malformed_body_is_refused(
     assert response.status_code == status, response.text
     soup = BeautifulSoup(response.text, "html.parser")
     assert soup.select_one("#arena-stage .arena-message .reason") is not None
-    assert db.votes() == 0
-    assert db.get(Matchup, shown.matchup_id).answered_at is None
+    assert (db.votes(), db.matchups()) == (0, 0)
 
 
 def test_arena_cross_origin_post_is_refused(writable_client: TestClient, db: Db) -> None:
@@ -551,7 +564,7 @@ def test_arena_tampered_rater_cookie_makes_a_new_rater(writable_client: TestClie
         assert response.status_code == 200
         assert f"{RATER_COOKIE}=" in response.headers["set-cookie"]
         assert cookie_rater(writable_client) != first.rater_id
-    assert db.raters() == 4
+    assert db.raters() == 0  # page views only
     # ... and such a cookie cannot vote with the real rater's token.
     writable_client.cookies.clear()
     response = cast(writable_client, first.token, headers={"Cookie": f"{RATER_COOKIE}={forged}"})
@@ -566,12 +579,21 @@ def test_arena_panel_link_joins_the_panel(writable_client: TestClient, db: Db) -
         session.flush()
         panel_id = panel.id
     shown = open_matchup(writable_client, db.run_id, panel="lab-7")
-    assert db.get(Rater, shown.rater_id).panel_id == panel_id
+    assert shown.offer.panel_id == panel_id
     name = shown.stage.select_one(".panel-name")
     assert name is not None and name.get_text() == "Lab <7>"
     assert cast(writable_client, shown.token).status_code == 303
+    assert db.get(Rater, shown.rater_id).panel_id == panel_id
+    # The rater stays in the panel without the link; another panel's link does not move them.
     with session_scope(db.engine) as session:
-        assert session.scalars(select(Vote.panel_id)).one() == panel_id
+        session.add(Panel(code="other", name="Other"))
+    for params in ({}, {"panel": "other"}):
+        again = open_matchup(writable_client, db.run_id, **params)
+        assert again.offer.panel_id == panel_id
+        assert cast(writable_client, again.token).status_code == 303
+    assert db.get(Rater, shown.rater_id).panel_id == panel_id
+    with session_scope(db.engine) as session:
+        assert set(session.scalars(select(Vote.panel_id))) == {panel_id}
 
 
 def test_arena_unknown_panel_is_not_found(writable_client: TestClient, db: Db) -> None:
@@ -589,7 +611,7 @@ def test_arena_attention_check_shows_one_image_twice_and_flags_after_two_misses(
     monkeypatch.setattr(app.arena.matchups, "ATTENTION_RATE", 1.0)
     for n in (1, 2):
         shown = open_matchup(writable_client, db.run_id)
-        matchup = db.get(Matchup, shown.matchup_id)
+        matchup = shown.offer
         assert matchup.attention_check
         assert matchup.left_variant_id == matchup.right_variant_id
         srcs = [str(img["src"]) for img in shown.stage.select(".arena-side img")]
@@ -640,7 +662,6 @@ def test_arena_fewer_than_two_finished_variants(writable_client: TestClient, db:
     assert message is not None
     assert "fewer than two finished variants" in message.get_text()
     assert soup.select("form.arena-form") == []
-    assert db.matchups() == 0
 
 
 def test_arena_no_runs_yet(database_url: str, tmp_path: Any) -> None:
@@ -661,11 +682,15 @@ def test_arena_unknown_run_is_not_found(writable_client: TestClient, db: Db) -> 
 def test_arena_images_and_reveals_are_private(writable_client: TestClient, db: Db) -> None:
     shown = open_matchup(writable_client, db.run_id)
     assert cast(writable_client, shown.token).status_code == 303
-    assert writable_client.get(f"/arena/images/{shown.matchup_id}/left").status_code == 200
+    matchup = db.matchup(shown.offer)
+    assert matchup is not None
+    assert writable_client.get(f"/arena/images/{shown.token}/left").status_code == 200
+    assert writable_client.get(f"/arena/reveal/{matchup.id}").status_code == 200
+    assert writable_client.get(f"/arena/images/{shown.token}/middle").status_code == 422
+    assert writable_client.get(f"/arena/images/{shown.token[:-4]}/left").status_code == 400
     writable_client.cookies.clear()
-    assert writable_client.get(f"/arena/images/{shown.matchup_id}/left").status_code == 404
-    assert writable_client.get(f"/arena/reveal/{shown.matchup_id}").status_code == 404
-    assert writable_client.get(f"/arena/images/{shown.matchup_id}/middle").status_code == 422
+    assert writable_client.get(f"/arena/images/{shown.token}/left").status_code == 404
+    assert writable_client.get(f"/arena/reveal/{matchup.id}").status_code == 404
 
 
 def _pixels(png: bytes) -> bytes:
@@ -745,13 +770,14 @@ def test_arena_new_raters_per_network_are_limited(
     make_client: Callable[..., TestClient], db: Db
 ) -> None:
     client = make_client(arena_network_new_raters_per_hour=3)
-    for _ in range(3):
-        client.cookies.clear()
-        assert client.get("/arena", params={"run": str(db.run_id)}).status_code == 200
+    # Page views make no raters; first votes do, three an hour from one network.
+    assert _fresh_cookie_votes(client, db.run_id, 5) == [303] * 3 + [429] * 2
+    assert (db.raters(), db.votes()) == (3, 3)
     client.cookies.clear()
-    refused = client.get("/arena", params={"run": str(db.run_id)})
+    shown = open_matchup(client, db.run_id)
+    refused = cast(client, shown.token, headers={"Accept": "application/json"})
     assert refused.status_code == 429
-    assert "too many new raters from your network" in refused.text
+    assert "too many new raters from your network" in refused.json()["detail"]
 
 
 def test_arena_forwarded_for_believed_only_from_trusted_proxies(
@@ -783,7 +809,7 @@ def test_arena_panel_study_refuses_uninvited_raters_and_counts_panels_only(
     refused = writable_client.get("/arena", params={"run": str(db.run_id)})
     assert refused.status_code == 403
     assert "panel study" in refused.text
-    assert db.raters() == 0
+    assert (db.raters(), db.matchups()) == (0, 0)
     # Through the invitation link: a matchup, a vote, and it counts.
     shown = open_matchup(writable_client, db.run_id, panel="lab-9")
     assert cast(writable_client, shown.token, "left").status_code == 303
