@@ -72,3 +72,27 @@ def test_benchmark_gpu_check_without_cuda_says_so_and_exits_0() -> None:
     assert done.stdout.strip() == (
         "gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False); nothing to do"
     )
+
+
+def test_benchmark_ranking_scripts_run() -> None:
+    """ranking_speed.py and rater_clusters.py at tiny sizes: every step prints a row."""
+    speed = subprocess.run(
+        [sys.executable, "benchmarks/ranking_speed.py", "--votes", "2000", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert speed.returncode == 0, speed.stderr[-2000:]
+    for step in ("count_clusters", "resampling raters", "find_anomalies", "naive"):
+        assert step in speed.stdout
+    clusters = subprocess.run(
+        [sys.executable, "benchmarks/rater_clusters.py", "--replications", "5", "--rounds", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert clusters.returncode == 0, clusters.stderr[-2000:]
+    for shape in ("| 60 × 20 |", "| 200 × 6 |", "| 20 × 60 |", "| 1200 × 1 |"):
+        assert shape in clusters.stdout
