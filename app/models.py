@@ -196,7 +196,11 @@ class Generation(Base):
     """One image and everything needed to reproduce it."""
 
     __tablename__ = "generations"
-    __table_args__ = (Index("ix_generations_variant_prompt", "variant_id", "prompt_id"),)
+    __table_args__ = (
+        Index("ix_generations_variant_prompt", "variant_id", "prompt_id"),
+        # The prompt page: every variant's image of one prompt.
+        Index("ix_generations_prompt", "prompt_id", "seed"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
@@ -350,6 +354,10 @@ class Vote(Base):
         Index("ix_votes_rater_created", "rater_id", "created_at"),
         # ...and the per-network one the network's.
         Index("ix_votes_network_created", "network", "created_at"),
+        # A run's largest vote id (the leaderboard's key) in one index probe, and a run's
+        # or a panel's votes without a table scan.
+        Index("ix_votes_run_id", "run_id", "id"),
+        Index("ix_votes_panel_id", "panel_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -384,6 +392,15 @@ class IntegrityReview(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Version(Base):
+    """A named change counter that caches key on (app/arena/reviews.py)."""
+
+    __tablename__ = "versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class MetricStatus(enum.StrEnum):
     ok = "ok"
     unavailable = "unavailable"
@@ -398,7 +415,11 @@ class GenerationMetric(Base):
     """
 
     __tablename__ = "generation_metrics"
-    __table_args__ = (UniqueConstraint("generation_id", "metric", "model"),)
+    __table_args__ = (
+        UniqueConstraint("generation_id", "metric", "model"),
+        # The latest change, for the summaries' cache key (app/quality.py metrics_version).
+        Index("ix_generation_metrics_created", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))

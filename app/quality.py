@@ -38,11 +38,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 from scipy import stats
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
+from app.memo import TTLMemo
 from app.models import Generation, GenerationMetric, MetricStatus, Prompt, Run, Variant, utcnow
 
 if TYPE_CHECKING:
@@ -467,51 +468,121 @@ def mean_interval(
     return mean, mean - half, mean + half
 
 
+# A value at least this large is +inf (PSNR of identical images): both databases compare
+# infinity as larger than any finite float, and no metric here comes near it.
+_INFINITE = 1e300
+
+
+def metrics_version(session: Session) -> tuple[int, str]:
+    """What changes when any metric is written or recomputed: the largest row id and the
+    latest `created_at` (a recompute updates rows in place). Two index probes."""
+    largest = session.scalar(select(func.max(GenerationMetric.id))) or 0
+    latest = session.scalar(select(func.max(GenerationMetric.created_at)))
+    return int(largest), str(latest)
+
+
+# Summaries by (database, run, variant, confidence, metrics version): computed once per change
+# of the metrics, however many pages ask (DESIGN.md rule 10).
+_summaries: TTLMemo[tuple[str, int, str | None, float, tuple[int, str]], list[MetricSummary]]
+_summaries = TTLMemo(ttl_s=3600.0, maxsize=64)
+
+
 def metric_summaries(
     session: Session, run_id: int, *, variant: str | None = None, confidence: float = 0.95
 ) -> list[MetricSummary]:
-    """Every (variant, metric, model) of the run, variants in config order."""
-    query = (
+    """Every (variant, metric, model) of the run, variants in config order: from SQL
+    aggregates (count, sum, sum of squares of the finite values; infinite and unavailable
+    counts; the most frequent reason), cached until the metrics change."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    key = (url, run_id, variant, confidence, metrics_version(session))
+    return _summaries.get(key, lambda: _summarize(session, run_id, variant, confidence))
+
+
+def _summarize(
+    session: Session, run_id: int, variant: str | None, confidence: float
+) -> list[MetricSummary]:
+    ok = GenerationMetric.status == MetricStatus.ok
+    finite = (
+        ok & GenerationMetric.value.is_not(None) & (func.abs(GenerationMetric.value) < _INFINITE)
+    )
+    infinite = ok & (func.abs(GenerationMetric.value) >= _INFINITE)
+    unavailable = GenerationMetric.status == MetricStatus.unavailable
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    where = [Generation.run_id == run_id]
+    if variant is not None:
+        where.append(Variant.name == variant)
+    group = (Variant.id, GenerationMetric.metric, GenerationMetric.model)
+    rows = session.execute(
         select(
             Variant.name,
             GenerationMetric.metric,
             GenerationMetric.model,
-            GenerationMetric.status,
-            GenerationMetric.value,
-            GenerationMetric.reason,
+            count(finite),
+            func.sum(case((finite, GenerationMetric.value), else_=0.0)),
+            func.sum(case((finite, GenerationMetric.value * GenerationMetric.value), else_=0.0)),
+            count(infinite),
+            count(unavailable),
         )
         .join(Generation, Generation.id == GenerationMetric.generation_id)
         .join(Variant, Variant.id == Generation.variant_id)
-        .where(Generation.run_id == run_id)
+        .where(*where)
+        .group_by(*group, Variant.name, Variant.position)
         .order_by(Variant.position, GenerationMetric.metric, GenerationMetric.model)
-    )
-    if variant is not None:
-        query = query.where(Variant.name == variant)
-    groups: dict[tuple[str, str, str], list[tuple[MetricStatus, float | None, str | None]]]
-    groups = defaultdict(list)
-    for name, metric, model, status, value, reason in session.execute(query):
-        groups[(name, metric, model)].append((status, value, reason))
+    ).all()
+    reasons: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+    for name, metric, model, reason, n in session.execute(
+        select(
+            Variant.name,
+            GenerationMetric.metric,
+            GenerationMetric.model,
+            GenerationMetric.reason,
+            func.count(),
+        )
+        .join(Generation, Generation.id == GenerationMetric.generation_id)
+        .join(Variant, Variant.id == Generation.variant_id)
+        .where(*where, unavailable, GenerationMetric.reason.is_not(None))
+        .group_by(*group, Variant.name, GenerationMetric.reason)
+    ):
+        reasons[(name, metric, model)][str(reason)] += n
     out = []
-    for (name, metric, model), rows in groups.items():
-        values = [v for s, v, _ in rows if s is MetricStatus.ok and v is not None]
-        finite = [v for v in values if math.isfinite(v)]
-        reasons = Counter(r for s, _, r in rows if s is MetricStatus.unavailable and r)
-        mean, low, high = mean_interval(finite, confidence)
+    for name, metric, model, n, total, squares, n_infinite, n_unavailable in rows:
+        n, n_infinite, n_unavailable = int(n or 0), int(n_infinite or 0), int(n_unavailable or 0)
+        mean, low, high = _mean_interval_from_sums(
+            n, float(total or 0), float(squares or 0), confidence
+        )
+        common = reasons[(name, metric, model)].most_common(1)
         out.append(
             MetricSummary(
                 variant=name,
                 metric=metric,
                 model=model,
-                n=len(finite),
+                n=n,
                 mean=mean,
                 ci_low=low,
                 ci_high=high,
-                n_infinite=len(values) - len(finite),
-                n_unavailable=sum(reasons.values()),
-                reason=reasons.most_common(1)[0][0] if reasons else None,
+                n_infinite=n_infinite,
+                n_unavailable=n_unavailable,
+                reason=common[0][0] if common else None,
             )
         )
     return out
+
+
+def _mean_interval_from_sums(
+    n: int, total: float, squares: float, confidence: float
+) -> tuple[float | None, float | None, float | None]:
+    """mean_interval from the count, sum and sum of squares (what SQL aggregates give)."""
+    if n == 0:
+        return None, None, None
+    mean = total / n
+    if n == 1:
+        return mean, None, None
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * math.sqrt(variance / n)
+    return mean, mean - half, mean + half
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from scipy import stats
 from sqlalchemy import Engine, func, select
 
 from app.db import make_engine, session_scope
-from app.models import Generation, GenerationMetric, MetricStatus, Variant
+from app.models import Generation, GenerationMetric, MetricStatus, Variant, utcnow
 from app.quality import (
     compute_run_metrics,
     fidelity_histograms,
@@ -243,6 +243,28 @@ def test_quality_summary_matches_hand_computation(
     # two prompts of 6 are animals, each with 2 seeds
     assert sum(histogram.counts["Animals"]) == 4
     assert list(histogram.counts) == sorted(histogram.counts)
+
+
+def test_quality_summaries_are_cached_until_a_metric_changes(
+    writable_demo: DemoData, demo_engine: Engine, tiny_models: Path
+) -> None:
+    compute(writable_demo, demo_engine, tiny_models)
+
+    def ssim_mean() -> float | None:
+        with session_scope(demo_engine) as session:
+            found = metric_summaries(session, writable_demo.run_id, variant="dev-turbo")
+            return next(s.mean for s in found if s.metric == "ssim")
+
+    before = ssim_mean()
+    assert before is not None and ssim_mean() == before
+    with session_scope(demo_engine) as session:  # what a recompute does: value and time
+        row = session.scalars(
+            select(GenerationMetric).where(GenerationMetric.metric == "ssim").limit(1)
+        ).one()
+        row.value = (row.value or 0.0) - 0.5
+        row.created_at = utcnow()
+    after = ssim_mean()
+    assert after is not None and after == pytest.approx(before - 0.5 / IMAGES_PER_VARIANT)
 
 
 def test_quality_mean_interval_by_hand() -> None:

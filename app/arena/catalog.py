@@ -11,24 +11,19 @@ the arena CATALOG_TTL_S later, and pair weights lag the votes by at most PAIR_CO
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
-from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.memo import TTLMemo
 from app.models import Generation, Prompt, Variant, VariantStatus
 
 CATALOG_TTL_S = 5.0
 PAIR_COUNTS_TTL_S = 1.0
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+
 ImageKey = tuple[int, int]  # (prompt_id, seed)
 
 
@@ -128,38 +123,6 @@ class RunInfo:
     id: int
     name: str
     arena: str = "open"  # "panels": invited raters only
-
-
-class TTLMemo(Generic[K, V]):
-    """Values by key, each kept `ttl_s` seconds (a cachetools TTLCache behind a lock).
-
-    On a miss the loader runs outside the lock (two threads may both load; the later result
-    wins), so a slow load never blocks requests that hit."""
-
-    def __init__(
-        self, ttl_s: float, maxsize: int = 64, timer: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._values: TTLCache[K, V] = TTLCache(maxsize=maxsize, ttl=ttl_s, timer=timer)
-        self._lock = threading.Lock()
-
-    def peek(self, key: K) -> V | None:
-        """The value if it is cached now (the event loop must not wait for a load)."""
-        with self._lock:
-            return self._values.get(key)
-
-    def clear(self) -> None:
-        """Forget every value: the next read loads afresh (after a change made here)."""
-        with self._lock:
-            self._values.clear()
-
-    def get(self, key: K, load: Callable[[], V]) -> V:
-        found = self.peek(key)
-        if found is not None:
-            return found
-        value = load()
-        with self._lock:
-            self._values[key] = value
-        return value
 
 
 class ArenaCache:

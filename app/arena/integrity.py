@@ -136,7 +136,8 @@ def find_anomalies(
     tested = n >= MIN_VOTES
 
     # 2. Off consensus: the log-likelihood of the choices against its mean and variance.
-    diff = theta[winner] - theta[loser]
+    with np.errstate(invalid="ignore"):  # inf - inf: both unrated, not evidence
+        diff = theta[winner] - theta[loser]
     usable = np.isfinite(diff)
     q = 1.0 / (1.0 + np.exp(-np.where(usable, diff, 0.0)))  # P(the observed choice)
     with np.errstate(divide="ignore", invalid="ignore"):

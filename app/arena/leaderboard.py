@@ -16,10 +16,10 @@ variant names one uses its first variant. In the FLUX benchmark that is [dev] (T
 compiled and quantized versions all point at it).
 
 The bootstrap is the costly part, so a result is kept in a small in-process LRU keyed by what
-changes it (`LeaderboardKey`): a new vote changes the largest vote id, a newly flagged rater
-the flagged count. The bootstrap is seeded from the run and panel, not from the key: a page
-shows the same intervals on every reload, and one more vote moves them a little instead of
-redrawing every resample.
+changes it (`LeaderboardKey`): a new vote changes the run's largest vote id, an admin's
+decision on flags the flags version. The bootstrap is seeded from the run and panel, not from
+the key: a page shows the same intervals on every reload, and one more vote moves them a
+little instead of redrawing every resample.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from app.arena.ranking import (
     verdict,
     win_rates,
 )
+from app.arena.reviews import version as flags_version
 from app.models import IntegrityReview, Prompt, Rater, Run, Variant, Vote
 
 ROUNDS = 1000
@@ -73,13 +74,9 @@ class LeaderboardKey(NamedTuple):
     run_id: int
     panel_id: int | None
     rounds: int
-    counted_votes: int
-    max_vote_id: int
-    flagged_raters: int
+    max_vote_id: int  # the run's largest vote id: a new vote changes it
+    flags_version: int  # raised by every admin decision on flags (app/arena/reviews.py)
     arena: str  # "panels": only panel raters' votes count
-    # The run's integrity reviews: adding one raises the largest id, deleting one the count.
-    reviews: int
-    last_review_id: int
 
     @property
     def version(self) -> str:
@@ -198,42 +195,18 @@ def run_reference(variants: Sequence[Variant]) -> Variant:
 def leaderboard_key(
     session: Session, run: Run, *, panel_id: int | None = None, rounds: int = ROUNDS
 ) -> LeaderboardKey:
-    """Three aggregates in one statement: cheap enough for every poll of the live page."""
-    counted = (
-        select(func.count())
-        .select_from(Vote)
-        .join(Rater, Rater.id == Vote.rater_id)
-        .where(Vote.run_id == run.id, Vote.attention_check.is_(False), Rater.flagged.is_(False))
-    )
-    if panel_id is not None:
-        counted = counted.where(Vote.panel_id == panel_id)
-    elif run.arena == "panels":
-        counted = counted.where(Vote.panel_id.is_not(None))
+    """Two index probes, whatever the votes: cheap enough for every poll of the live page
+    (a vote raises the run's largest vote id; an admin's decision the flags version)."""
     max_id = select(func.coalesce(func.max(Vote.id), 0)).where(Vote.run_id == run.id)
-    flagged = select(func.count()).select_from(Rater).where(Rater.flagged.is_(True))
-    of_run = IntegrityReview.run_id == run.id
-    reviews = select(func.count()).select_from(IntegrityReview).where(of_run)
-    last_review = select(func.coalesce(func.max(IntegrityReview.id), 0)).where(of_run)
-    n_counted, n_max, n_flagged, n_reviews, n_last_review = session.execute(
-        select(
-            counted.scalar_subquery(),
-            max_id.scalar_subquery(),
-            flagged.scalar_subquery(),
-            reviews.scalar_subquery(),
-            last_review.scalar_subquery(),
-        )
-    ).one()
+    n_max = session.scalar(max_id) or 0
     return LeaderboardKey(
         session.get_bind().engine.url.render_as_string(hide_password=False),
         run.id,
         panel_id,
         rounds,
-        int(n_counted),
         int(n_max),
-        int(n_flagged),
+        flags_version(session),
         run.arena,
-        int(n_reviews),
-        int(n_last_review),
     )
 
 

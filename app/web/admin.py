@@ -33,9 +33,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import leaderboard
+from app.arena.reviews import set_rater_flag, set_review
 from app.arena.vote_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.config import Settings
-from app.models import IntegrityReview, Panel, Rater, Run, Vote, utcnow
+from app.models import Panel, Rater, Run, Vote, utcnow
 from app.web.deps import SessionDep, SettingsDep, client_network
 from app.web.selection import all_runs
 from app.web.sliding_window import SlidingWindowLimit
@@ -311,18 +312,7 @@ def review_flag(
     """Overrule an anomaly flag (the subject's votes count on this run's board) or undo it."""
     if session.get(Run, run_id) is None:
         raise HTTPException(status_code=404, detail=f"run {run_id} not found")
-    found = session.scalars(
-        select(IntegrityReview).where(
-            IntegrityReview.run_id == run_id,
-            IntegrityReview.kind == kind,
-            IntegrityReview.subject == subject,
-        )
-    ).first()
-    if count and found is None:
-        session.add(IntegrityReview(run_id=run_id, kind=kind, subject=subject))
-    elif not count and found is not None:
-        session.delete(found)
-    session.commit()
+    set_review(session, run_id, kind, subject, count)
     return RedirectResponse(f"/admin?flags_run={run_id}#flags", status_code=303)
 
 
@@ -364,13 +354,9 @@ def flag_rater(
     flagged: Annotated[bool, Form(description="true to flag, false to unflag")],
     page: Annotated[int, Form(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    rater = session.get(Rater, rater_id)
-    if rater is None:
+    if not set_rater_flag(session, rater_id, flagged):
         raise HTTPException(status_code=404, detail=f"rater {rater_id} not found")
-    # Only the flag: the attention counters stay the record of what the rater did.
-    rater.flagged = flagged
-    session.commit()
-    return RedirectResponse(f"/admin?page={page}#rater-{rater.id}", status_code=303)
+    return RedirectResponse(f"/admin?page={page}#rater-{rater_id}", status_code=303)
 
 
 # Exports

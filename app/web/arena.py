@@ -161,9 +161,14 @@ def _sides(catalog: RunCatalog, pairing: Pairing) -> tuple[Shown, Shown]:
     return left, right
 
 
-def _catalog(request: Request, session: Session, run_id: int) -> RunCatalog:
+def _catalog(request: Request, run_id: int) -> RunCatalog:
     cache: ArenaCache = request.app.state.arena_cache
-    return cache.catalogs.get(run_id, lambda: load_catalog(session, run_id))
+
+    def load() -> RunCatalog:  # its own session: a stale catalog reloads after the request
+        with request.app.state.sessions() as session:
+            return load_catalog(session, run_id)
+
+    return cache.catalogs.get(run_id, load)
 
 
 def _catalog_async(request: Request, run_id: int) -> Awaitable[RunCatalog]:
@@ -322,7 +327,7 @@ def arena_image(
     if offer.rater_id != rater_id_from_cookie(request):
         raise HTTPException(404, "no matchup of yours")
     try:
-        left, right = _sides(_catalog(request, session, offer.run_id), offer)
+        left, right = _sides(_catalog(request, offer.run_id), offer)
     except LookupError:
         raise HTTPException(410, GONE) from None
     shown = left if side == "left" else right
@@ -352,7 +357,7 @@ def reveal(
     vote = session.scalars(select(Vote).where(Vote.matchup_id == matchup_id)).first()
     if vote is None or vote.rater_id != rater_id_from_cookie(request):
         raise HTTPException(404, f"no answered matchup {matchup_id} of yours")
-    catalog = _catalog(request, session, vote.run_id)
+    catalog = _catalog(request, vote.run_id)
     try:
         revealed = _reveal_context(catalog, vote, _votes_by(session, vote.rater_id))
     except LookupError:

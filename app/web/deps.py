@@ -9,9 +9,9 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.arena.catalog import K, TTLMemo, V
 from app.arena.network import network_of
 from app.config import Settings
+from app.memo import K, TTLMemo, V
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -46,13 +46,15 @@ def client_network(request: Request) -> str:
 async def memo_async(
     request: Request, memo: TTLMemo[K, V], key: K, load: Callable[[Session], V]
 ) -> V:
-    """memo[key]: from the event loop when cached, else loaded in a worker thread."""
-    found = memo.peek(key)
-    if found is not None:
-        return found
+    """memo[key] without blocking the event loop: a cached value (fresh, or stale while a
+    background thread reloads it) at once; a miss loaded in a worker thread, once however
+    many requests miss together (app/memo.py)."""
 
     def load_now() -> V:
         with request.app.state.sessions() as session:
-            return memo.get(key, lambda: load(session))
+            return load(session)
 
-    return await run_in_threadpool(load_now)
+    found = memo.serve(key, load_now)
+    if found is not None:
+        return found
+    return await run_in_threadpool(memo.get, key, load_now)

@@ -12,12 +12,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.arena.catalog import ArenaCache, TTLMemo
+from app.arena.catalog import ArenaCache
 from app.arena.matchups import ArenaError
 from app.arena.network import RATE_WINDOW_S
 from app.arena.write_queue import WriteQueue
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
+from app.memo import TTLMemo
 from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview, runs
 from app.web.deps import memo_async
 from app.web.errors import install_error_pages

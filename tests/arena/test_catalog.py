@@ -7,7 +7,7 @@ import random
 import pytest
 from sqlalchemy import select
 
-from app.arena.catalog import CatalogImage, Contender, RunCatalog, TTLMemo, load_catalog
+from app.arena.catalog import CatalogImage, Contender, RunCatalog, load_catalog
 from app.arena.matchups import ArenaError, choose_matchup
 from app.db import make_engine, session_scope
 from app.models import Generation, Variant
@@ -77,22 +77,3 @@ def test_arena_catalog_pair_without_a_common_image_is_a_clear_409() -> None:
         (409, "a and b have no image of a common prompt"),
         (409, "b and a have no image of a common prompt"),
     }
-
-
-def test_arena_catalog_ttl_memo_expires_and_loads_once_per_ttl() -> None:
-    now = [0.0]
-    memo: TTLMemo[int, str] = TTLMemo(5.0, timer=lambda: now[0])
-    loads: list[int] = []
-
-    def load() -> str:
-        loads.append(1)
-        return f"value {len(loads)}"
-
-    assert memo.peek(1) is None
-    assert memo.get(1, load) == "value 1"
-    now[0] = 4.9
-    assert memo.get(1, load) == "value 1" and memo.peek(1) == "value 1"
-    now[0] = 5.1
-    assert memo.peek(1) is None
-    assert memo.get(1, load) == "value 2"
-    assert len(loads) == 2

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import (
@@ -33,9 +33,9 @@ from app.arena.ranking import (
     position_bias,
     verdict,
 )
+from app.arena.reviews import set_rater_flag, set_review
 from app.db import make_engine, session_scope
 from app.models import (
-    IntegrityReview,
     Matchup,
     Panel,
     Prompt,
@@ -202,7 +202,7 @@ def test_leaderboard_flagging_a_rater_moves_their_votes_out(
         0,
     )
     with session_scope(engine) as session:
-        session.execute(update(Rater).where(Rater.id == rater).values(flagged=True))
+        assert set_rater_flag(session, rater, True)
     view = board(engine, run_id)
     assert (view.n_votes, view.flagged_votes) == (len(MIXED), 3)
 
@@ -497,9 +497,9 @@ def test_leaderboard_flags_a_network_pushing_one_variant_until_an_admin_overrule
     assert view.verdicts[0].verdict != "better"
     # An admin decides the network's votes count after all; then undoes it.
     with session_scope(engine) as session:
-        session.add(IntegrityReview(run_id=run_id, kind="network", subject="198.51.100.9"))
+        set_review(session, run_id, "network", "198.51.100.9", count=True)
     counted = board(engine, run_id)
     assert (counted.n_votes, counted.anomaly_votes, counted.flags[0].overruled) == (260, 0, True)
     with session_scope(engine) as session:
-        session.execute(delete(IntegrityReview))
+        set_review(session, run_id, "network", "198.51.100.9", count=False)
     assert board(engine, run_id).n_votes == 200
