@@ -20,15 +20,17 @@ Plain SQL + numpy/scipy, no torch: the web tier calls it.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import LeaderboardView
@@ -41,10 +43,12 @@ from app.models import (
     Vote,
     VoteOutcome,
 )
-from app.quality import metric_summaries
+from app.quality import metric_summaries, metrics_version
 
 AGREEMENT_METRICS = ("ssim", "psnr_db", "clip_score")
 FIDELITY = frozenset({"ssim", "psnr_db", "lpips"})
+log = logging.getLogger(__name__)
+
 ROUNDS = 1000
 MIN_VARIANTS = 3
 
@@ -74,6 +78,7 @@ class MetricAgreement:
 @dataclass(frozen=True)
 class AgreementReport:
     run_id: int
+    version: str  # the leaderboard version (its votes) it was computed from
     decided_votes: int
     has_metrics: bool
     rows: tuple[MetricAgreement, ...]
@@ -221,11 +226,15 @@ def metric_agreement(
             )
         )
     return AgreementReport(
-        run_id=run_id, decided_votes=len(votes), has_metrics=bool(rows), rows=tuple(out)
+        run_id=run_id,
+        version=view.version,
+        decided_votes=len(votes),
+        has_metrics=bool(rows),
+        rows=tuple(out),
     )
 
 
-# Agreement reports by (board version, metrics marker): a report is a bootstrap over every
+# Agreement reports by (board key, metrics version): a report is a bootstrap over every
 # decided vote, so it is computed once per change of votes or metrics, not per page view.
 _reports: OrderedDict[tuple[object, ...], AgreementReport] = OrderedDict()
 _reports_lock = threading.Lock()
@@ -234,14 +243,8 @@ REPORTS_KEPT = 32
 
 def cached_metric_agreement(session: Session, view: LeaderboardView) -> AgreementReport:
     """metric_agreement, computed again only when the board's votes or the run's metrics
-    changed (the marker: how many metric rows the run has and the newest one's time)."""
-    marker = session.execute(
-        select(func.count(), func.max(GenerationMetric.created_at))
-        .select_from(GenerationMetric)
-        .join(Generation, Generation.id == GenerationMetric.generation_id)
-        .where(Generation.run_id == view.run_id)
-    ).one()
-    key = (view.key, int(marker[0]), str(marker[1]))
+    changed (app/quality.py metrics_version: two index probes)."""
+    key = (view.key, metrics_version(session))
     with _reports_lock:
         cached = _reports.get(key)
         if cached is not None:
@@ -253,3 +256,59 @@ def cached_metric_agreement(session: Session, view: LeaderboardView) -> Agreemen
         while len(_reports) > REPORTS_KEPT:
             _reports.popitem(last=False)
     return report
+
+
+# For the live page: the board's latest report, recomputed in the background when its votes
+# or the metrics changed, at most every PAGE_REPORT_INTERVAL_S (a report over a million
+# votes takes seconds; the page says which votes it compared).
+PAGE_REPORT_INTERVAL_S = 10.0
+
+
+@dataclass
+class _PageReport:
+    report: AgreementReport | None
+    key: tuple[object, ...]  # the board key and metrics version it is for
+    started: float  # when its computation started (monotonic)
+    computing: bool
+
+
+_page_reports: dict[tuple[object, ...], _PageReport] = {}
+
+
+def page_agreement(session: Session, view: LeaderboardView) -> AgreementReport | None:
+    """The board's latest agreement report without waiting for one: None while the first is
+    computed in the background (the page says so and shows it at a later poll)."""
+    board = (view.key.database, view.run_id, view.panel_id, view.key.rounds)
+    key = (view.key, metrics_version(session))
+    now = time.monotonic()
+    with _reports_lock:
+        entry = _page_reports.get(board)
+        due = entry is None or (
+            entry.key != key
+            and not entry.computing
+            and now - entry.started >= PAGE_REPORT_INTERVAL_S
+        )
+        if due:
+            entry = _page_reports[board] = _PageReport(
+                entry.report if entry else None, key, now, computing=True
+            )
+    assert entry is not None
+    if due:
+        bind = session.get_bind()
+
+        def compute() -> None:
+            report = None
+            try:
+                with Session(bind) as own:
+                    report = metric_agreement(own, view)
+            except Exception:
+                log.exception("agreement report of run %s failed", view.run_id)
+            with _reports_lock:
+                entry.computing = False
+                if report is not None:
+                    entry.report = report
+                else:  # try again at a later view, after the interval
+                    entry.key = ()
+
+        threading.Thread(target=compute, name="agreement", daemon=True).start()
+    return entry.report

@@ -76,7 +76,8 @@ IntArray = NDArray[np.int64]
 @dataclass(frozen=True)
 class _Members:
     """Who is tested on which decisive vote: one row per (subject, vote), every vote once
-    for its rater and once more for its network when it has one."""
+    for its rater and once more for its network when it has one. Subjects 0..R-1 are the
+    raters, R.. the networks."""
 
     kinds: list[SubjectKind]  # per subject
     names: list[str]  # per subject
@@ -84,21 +85,18 @@ class _Members:
     vote: IntArray  # per row
 
 
-def _members(decisive: Sequence[CastVote]) -> _Members:
-    codes: dict[tuple[SubjectKind, str], int] = {}
-    subject: list[int] = []
-    vote: list[int] = []
-    for i, v in enumerate(decisive):
-        subject.append(codes.setdefault(("rater", v.rater), len(codes)))
-        vote.append(i)
-        if v.network is not None:
-            subject.append(codes.setdefault(("network", v.network), len(codes)))
-            vote.append(i)
+def _members(
+    rater: IntArray, network: IntArray, rater_names: Sequence[str], network_names: Sequence[str]
+) -> _Members:
+    n_raters = len(rater_names)
+    with_network = np.flatnonzero(network >= 0)
+    kinds: list[SubjectKind] = ["rater"] * n_raters
+    kinds += ["network"] * len(network_names)
     return _Members(
-        kinds=[kind for kind, _ in codes],
-        names=[name for _, name in codes],
-        subject=np.asarray(subject, dtype=np.int64),
-        vote=np.asarray(vote, dtype=np.int64),
+        kinds=kinds,
+        names=[*rater_names, *network_names],
+        subject=np.concatenate([rater, n_raters + network[with_network]]).astype(np.int64),
+        vote=np.concatenate([np.arange(len(rater)), with_network]).astype(np.int64),
     )
 
 
@@ -112,18 +110,48 @@ def find_anomalies(
     """The flagged subjects among `votes` (see the module docstring), the strongest evidence
     first. `log_strength`: the consensus model's natural log-strength per variant (±inf or
     nan where it has no finite rating; votes touching those are left out of the model tests).
-
-    Vectorized over subjects (sums by np.bincount): one pass over 100k votes of 2,500
-    subjects takes ~0.1 s (benchmarks/ranking_speed.py)."""
+    """
     decisive = [v for v in votes if v.outcome in ("left", "right")]
-    if not decisive:
+    raters: dict[str, int] = {}
+    networks: dict[str, int] = {}
+    rater = [raters.setdefault(v.rater, len(raters)) for v in decisive]
+    network = [
+        -1 if v.network is None else networks.setdefault(v.network, len(networks)) for v in decisive
+    ]
+    return find_anomalies_coded(
+        names,
+        left=np.array([v.left for v in decisive], dtype=np.int64),
+        right=np.array([v.right for v in decisive], dtype=np.int64),
+        left_won=np.array([v.outcome == "left" for v in decisive], dtype=bool),
+        rater=np.array(rater, dtype=np.int64),
+        network=np.array(network, dtype=np.int64),
+        rater_names=list(raters),
+        network_names=list(networks),
+        log_strength=log_strength,
+    )
+
+
+def find_anomalies_coded(
+    names: Sequence[str],
+    *,
+    left: IntArray,
+    right: IntArray,
+    left_won: NDArray[np.bool_],
+    rater: IntArray,
+    network: IntArray,
+    rater_names: Sequence[str],
+    network_names: Sequence[str],
+    log_strength: Sequence[float],
+) -> list[Flag]:
+    """find_anomalies on decisive votes as arrays: variant indices, whether the left side
+    won, rater and network codes (-1: no network) into the name lists. Vectorized over
+    subjects (sums by np.bincount): one pass over 100k votes of 2,500 subjects takes
+    ~0.1 s (benchmarks/ranking_speed.py)."""
+    if len(left) == 0:
         return []
-    m = _members(decisive)
+    m = _members(rater, network, rater_names, network_names)
     n_subjects, n_variants = len(m.names), len(names)
     theta = np.asarray(log_strength, dtype=np.float64)
-    left_won = np.array([v.outcome == "left" for v in decisive])
-    left = np.array([v.left for v in decisive], dtype=np.int64)
-    right = np.array([v.right for v in decisive], dtype=np.int64)
     winner = np.where(left_won, left, right)[m.vote]
     loser = np.where(left_won, right, left)[m.vote]
     won_left = left_won[m.vote].astype(np.float64)

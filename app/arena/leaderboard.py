@@ -27,32 +27,38 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import pickle
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.arena.integrity import CastVote, Flag, find_anomalies
+from app.arena.integrity import Flag, find_anomalies_coded
 from app.arena.ranking import (
+    IntArray,
     PositionBias,
     Ranking,
     VariantRating,
     Verdict,
     WinRates,
-    count_clusters,
-    count_votes,
+    clusters_coded,
+    count_coded,
     fit_bradley_terry,
-    online_elo,
-    position_bias,
+    online_elo_coded,
+    position_bias_of,
     verdict,
     win_rates,
 )
 from app.arena.reviews import version as flags_version
-from app.models import IntegrityReview, Prompt, Rater, Run, Variant, Vote
+from app.arena.vote_table import VoteTable, vote_table
+from app.models import IntegrityReview, LeaderboardSnapshot, Rater, Run, Variant, Vote
 
 ROUNDS = 1000
 # One fit per category: fewer rounds keep a page with a dozen categories fast; their
@@ -210,77 +216,25 @@ def leaderboard_key(
     )
 
 
-class _Ballot(NamedTuple):
-    left: str
-    right: str
-    outcome: str
-    category: str
-    rater: str
-    network: str | None  # None for a panel vote: caps and network flags are for anonymous ones
-
-
-def _ballots(
-    session: Session, run: Run, names: Mapping[int, str], key: LeaderboardKey
-) -> tuple[list[_Ballot], int]:
-    """The votes in scope, in the order they were cast: not attention checks, the panel's
-    (if any), not from a rater flagged by attention checks; and the number of the latter.
-
-    Only votes up to the key's largest id: a vote that lands while this runs belongs to the
-    next key, so a cached leaderboard is exactly what its key says.
-    """
-    query = (
-        select(
-            Vote.left_variant_id,
-            Vote.right_variant_id,
-            Vote.outcome,
-            Prompt.category,
-            Rater.flagged,
-            Vote.rater_id,
-            Vote.network,
-            Vote.panel_id,
-        )
-        .join(Rater, Rater.id == Vote.rater_id)
-        .join(Prompt, Prompt.id == Vote.prompt_id)
-        .where(
-            Vote.run_id == run.id,
-            Vote.attention_check.is_(False),
-            Vote.id <= key.max_vote_id,
-        )
-        .order_by(Vote.created_at, Vote.id)
-    )
-    if key.panel_id is not None:
-        query = query.where(Vote.panel_id == key.panel_id)
-    elif key.arena == "panels":  # a panel study: anonymous votes never count
-        query = query.where(Vote.panel_id.is_not(None))
-    in_scope: list[_Ballot] = []
-    flagged = 0
-    for left, right, outcome, category, is_flagged, rater, network, panel_id in session.execute(
-        query
-    ):
-        if is_flagged:
-            flagged += 1
-            continue
-        anonymous_network = network if panel_id is None else None
-        in_scope.append(
-            _Ballot(
-                names[left], names[right], str(outcome.value), category, rater, anonymous_network
-            )
-        )
-    return in_scope, flagged
-
-
-def _cap(ballots: Sequence[_Ballot]) -> tuple[list[_Ballot], int]:
-    """The ballots within their network's cap of anonymous votes (ANONYMOUS_VOTES_PER_NETWORK,
-    the first ones cast), and the number over it."""
-    kept: list[_Ballot] = []
-    per_network: Counter[str] = Counter()
-    for ballot in ballots:
-        if ballot.network is not None:
-            per_network[ballot.network] += 1
-            if per_network[ballot.network] > ANONYMOUS_VOTES_PER_NETWORK:
-                continue
-        kept.append(ballot)
-    return kept, len(ballots) - len(kept)
+def _cap(table: VoteTable, idx: IntArray) -> tuple[IntArray, int]:
+    """The votes `idx` (indices into the table, in vote order) within their network's cap
+    of anonymous votes (ANONYMOUS_VOTES_PER_NETWORK, the first ones cast), and the number
+    over it."""
+    network = table.network[idx]
+    anonymous = np.flatnonzero(network >= 0)
+    if len(anonymous) == 0:
+        return idx, 0
+    # Each anonymous vote's place among its network's votes: a stable sort by network keeps
+    # the vote order inside each network, and the place is the distance to its group start.
+    order = np.argsort(network[anonymous], kind="stable")
+    grouped = network[anonymous][order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    sizes = np.diff(np.r_[starts, len(grouped)])
+    place = np.empty(len(order), dtype=np.int64)
+    place[order] = np.arange(len(grouped)) - np.repeat(starts, sizes)
+    over = np.zeros(len(idx), dtype=bool)
+    over[anonymous] = place >= ANONYMOUS_VOTES_PER_NETWORK
+    return idx[~over], int(over.sum())
 
 
 def _log_strengths(ranking: Ranking) -> list[float]:
@@ -296,27 +250,30 @@ def _log_strengths(ranking: Ranking) -> list[float]:
 SCREEN_PASSES = 5
 
 
-def _split(
-    ballots: Sequence[_Ballot], excluded: set[tuple[str, str]]
-) -> tuple[list[_Ballot], Counter[tuple[str, str]]]:
-    """The ballots of no excluded rater or network, and the votes left out per subject (a
-    vote of an excluded rater on an excluded network counts for the rater)."""
-    kept: list[_Ballot] = []
-    left_out: Counter[tuple[str, str]] = Counter()
-    for b in ballots:
-        if ("rater", b.rater) in excluded:
-            left_out[("rater", b.rater)] += 1
-        elif b.network is not None and ("network", b.network) in excluded:
-            left_out[("network", b.network)] += 1
-        else:
-            kept.append(b)
-    return kept, left_out
+class _Excluded(NamedTuple):
+    raters: IntArray  # rater codes
+    networks: IntArray  # network codes
+
+    def mask(self, table: VoteTable, idx: IntArray) -> NDArray[np.bool_]:
+        """Which of the votes `idx` an excluded rater or network cast."""
+        return np.isin(table.rater[idx], self.raters) | np.isin(table.network[idx], self.networks)
+
+
+def _excluded(table: VoteTable, subjects: set[tuple[str, str]]) -> _Excluded:
+    raters = [table.rater_codes[s] for kind, s in subjects if kind == "rater"]
+    networks = [table.network_codes[s] for kind, s in subjects if kind == "network"]
+    return _Excluded(np.asarray(raters, dtype=np.int64), np.asarray(networks, dtype=np.int64))
 
 
 def _screen(
-    session: Session, run: Run, names: Sequence[str], reference: str, ballots: list[_Ballot]
-) -> tuple[list[_Ballot], tuple[FlagState, ...]]:
-    """The ballots left after the anomaly flags (app/arena/integrity.py) that no admin
+    session: Session,
+    run: Run,
+    names: Sequence[str],
+    reference: str,
+    table: VoteTable,
+    idx: IntArray,
+) -> tuple[IntArray, tuple[FlagState, ...]]:
+    """The votes `idx` left after the anomaly flags (app/arena/integrity.py) that no admin
     overruled; the flags, each with what became of it.
 
     The consensus a subject is judged against is a fit on the votes believed so far (within
@@ -324,8 +281,6 @@ def _screen(
     before, until the flags stop changing. Many bots voting alike pull a one-pass consensus
     towards themselves and hide each other; the second pass no longer counts the ones found.
     """
-    index = {name: i for i, name in enumerate(names)}
-    cast = [CastVote(index[b.left], index[b.right], b.outcome, b.rater, b.network) for b in ballots]
     overruled = set(
         session.execute(
             select(IntegrityReview.kind, IntegrityReview.subject).where(
@@ -333,21 +288,40 @@ def _screen(
             )
         ).all()
     )
+    decisive = idx[table.outcome[idx] < 2]
     excluded: set[tuple[str, str]] = set()
     flags: list[Flag] = []
     for _ in range(SCREEN_PASSES):
-        believed, _ = _split(ballots, excluded)
+        believed, _ = _cap(table, idx[~_excluded(table, excluded).mask(table, idx)])
         consensus = fit_bradley_terry(
-            count_votes(names, [(b.left, b.right, b.outcome) for b in _cap(believed)[0]]),
+            count_coded(
+                names, table.left[believed], table.right[believed], table.outcome[believed]
+            ),
             reference,
             rounds=0,
         )
-        flags = find_anomalies(names, cast, _log_strengths(consensus))
+        flags = find_anomalies_coded(
+            names,
+            left=table.left[decisive].astype(np.int64),
+            right=table.right[decisive].astype(np.int64),
+            left_won=table.outcome[decisive] == 0,
+            rater=table.rater[decisive].astype(np.int64),
+            network=table.network[decisive].astype(np.int64),
+            rater_names=table.raters,
+            network_names=table.networks,
+            log_strength=_log_strengths(consensus),
+        )
         now = {(str(f.kind), f.subject) for f in flags} - overruled
         if now == excluded:
             break
         excluded = now
-    kept, left_out = _split(ballots, excluded)
+    out = _excluded(table, excluded)
+    by_rater = np.isin(table.rater[idx], out.raters)
+    by_network = ~by_rater & np.isin(table.network[idx], out.networks)
+    left_out = Counter(
+        [("rater", table.raters[c]) for c in table.rater[idx][by_rater].tolist()]
+        + [("network", table.networks[c]) for c in table.network[idx][by_network].tolist()]
+    )
     states = tuple(
         FlagState(
             flag=f,
@@ -356,7 +330,7 @@ def _screen(
         )
         for f in flags
     )
-    return kept, states
+    return idx[~(by_rater | by_network)], states
 
 
 # --- the computation ----------------------------------------------------------------------
@@ -365,6 +339,20 @@ def _screen(
 def _seed(*parts: object) -> int:
     digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "big")
+
+
+def _scope(session: Session, key: LeaderboardKey, table: VoteTable) -> tuple[IntArray, int]:
+    """The votes the board is about (the key's, its panel's), minus those of raters flagged
+    by attention checks or an admin; and how many of those there were."""
+    scope = table.upto(key.max_vote_id)
+    if key.panel_id is not None:
+        scope &= table.panel == key.panel_id
+    elif key.arena == "panels":  # a panel study: anonymous votes never count
+        scope &= table.panel != 0
+    flagged_ids = session.scalars(select(Rater.id).where(Rater.flagged.is_(True))).all()
+    codes = [table.rater_codes[r] for r in flagged_ids if r in table.rater_codes]
+    by_flagged = scope & np.isin(table.rater, np.asarray(codes, dtype=np.int64))
+    return np.flatnonzero(scope & ~by_flagged), int(by_flagged.sum())
 
 
 def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView:
@@ -376,22 +364,23 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
     # Each variant's own reference (its `base`), in config order.
     own_reference = {v.name: by_id[v.reference_id] for v in variants if v.reference_id in by_id}
     reference = run_reference(variants).name
-    in_scope, flagged = _ballots(session, run, by_id, key)
-    screened, flags = _screen(session, run, names, reference, in_scope)
-    ballots, capped = _cap(screened)
-    votes = [(b.left, b.right, b.outcome) for b in ballots]
+    table = vote_table(session, run.id, key.max_vote_id)
+    in_scope, flagged = _scope(session, key, table)
+    screened, flags = _screen(session, run, names, reference, table, in_scope)
+    counted, capped = _cap(table, screened)
+    left, right, outcome = table.left[counted], table.right[counted], table.outcome[counted]
 
     # 1. Bradley–Terry on all counted votes, with intervals that resample raters.
-    counts = count_votes(names, votes)
+    counts = count_coded(names, left, right, outcome)
     ranking = fit_bradley_terry(
         counts,
         reference,
         rounds=key.rounds,
         seed=_seed(run.id, key.panel_id),
-        clusters=count_clusters(names, [(b.rater, b.left, b.right, b.outcome) for b in ballots]),
+        clusters=clusters_coded(names, table.rater[counted], left, right, outcome),
     )
     # 2. The secondary views.
-    elo = online_elo(names, votes, k=ELO_K)
+    elo = online_elo_coded(names, left, right, outcome, k=ELO_K)
     rows = tuple(
         LeaderboardRow(
             name=rating.name,
@@ -403,31 +392,26 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
     )
     # 3. One fit per prompt category, in prompt order.
     category_rounds = min(key.rounds, CATEGORY_ROUNDS)
-    order = list(
-        dict.fromkeys(
-            session.scalars(
-                select(Prompt.category).where(Prompt.run_id == run.id).order_by(Prompt.position)
-            )
-        )
-    )
-    per_category: dict[str, list[tuple[str, str, str]]] = {}
-    for ballot in ballots:
-        per_category.setdefault(ballot.category, []).append(
-            (ballot.left, ballot.right, ballot.outcome)
-        )
+    category = table.category[counted]
+    per_category = np.bincount(category, minlength=len(table.categories))
     categories = tuple(
         CategoryBoard(
-            category=category,
-            n_votes=len(per_category[category]),
+            category=name,
+            n_votes=int(per_category[code]),
             ranking=fit_bradley_terry(
-                count_votes(names, per_category[category]),
+                count_coded(
+                    names,
+                    left[category == code],
+                    right[category == code],
+                    outcome[category == code],
+                ),
                 reference,
                 rounds=category_rounds,
-                seed=_seed(run.id, key.panel_id, category),
+                seed=_seed(run.id, key.panel_id, name),
             ),
         )
-        for category in order
-        if category in per_category
+        for code, name in enumerate(table.categories)
+        if per_category[code]
     )
     # 4. Each optimized variant against its own reference.
     verdicts = tuple(
@@ -438,7 +422,7 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
         run_id=run.id,
         panel_id=key.panel_id,
         reference=reference,
-        n_votes=len(ballots),
+        n_votes=len(counted),
         flagged_votes=flagged,
         anomaly_votes=len(in_scope) - len(screened),
         capped_votes=capped,
@@ -447,7 +431,7 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
         rows=rows,
         elo=elo,
         win_rates=win_rates(counts),
-        position_bias=position_bias(votes),
+        position_bias=position_bias_of(int((outcome == 0).sum()), int((outcome == 1).sum())),
         categories=categories,
         verdicts=verdicts,
         category_rounds=category_rounds,
@@ -528,7 +512,10 @@ def _compute_once(session: Session, run: Run, key: LeaderboardKey) -> Leaderboar
             return cached
         return _compute(session, run, key)  # the leader failed or is stuck: compute alone
     try:
-        view = _compute(session, run, key)
+        view = _stored(session, key)
+        if view is None:
+            view = _compute(session, run, key)
+            _store(session, view)
         with _cache_lock:
             _cache[key] = view
             _cache.move_to_end(key)
@@ -542,6 +529,59 @@ def _compute_once(session: Session, run: Run, key: LeaderboardKey) -> Leaderboar
         with _cache_lock:
             _flights.pop(key, None)
         flight.set()
+
+
+# Bumped when LeaderboardView changes shape: older stored snapshots are then ignored.
+SNAPSHOT_FORMAT = 1
+
+
+def _snapshot_version(key: LeaderboardKey) -> str:
+    return f"{SNAPSHOT_FORMAT}:{key.version}"
+
+
+def _stored(session: Session, key: LeaderboardKey) -> LeaderboardView | None:
+    """The view another process (or this one, earlier) computed for this very key."""
+    found = session.scalar(
+        select(LeaderboardSnapshot.view).where(
+            LeaderboardSnapshot.run_id == key.run_id,
+            LeaderboardSnapshot.panel == (key.panel_id or 0),
+            LeaderboardSnapshot.rounds == key.rounds,
+            LeaderboardSnapshot.version == _snapshot_version(key),
+        )
+    )
+    if found is None:
+        return None
+    # Written by _store below, in this app's own database: as trusted as the votes are.
+    view: LeaderboardView = pickle.loads(found)
+    return dataclasses.replace(view, key=key)
+
+
+def _store(session: Session, view: LeaderboardView) -> None:
+    """Keep the view for every process and the CLI: the board's one row, replaced. On its
+    own session and transaction, so the caller's is left as it was."""
+    key = view.key
+    # No database URL (it may hold a password) in the database.
+    data = pickle.dumps(dataclasses.replace(view, key=key._replace(database="")))
+    board = (
+        LeaderboardSnapshot.run_id == key.run_id,
+        LeaderboardSnapshot.panel == (key.panel_id or 0),
+        LeaderboardSnapshot.rounds == key.rounds,
+    )
+    with Session(session.get_bind()) as own:
+        try:
+            own.execute(delete(LeaderboardSnapshot).where(*board))
+            own.add(
+                LeaderboardSnapshot(
+                    run_id=key.run_id,
+                    panel=key.panel_id or 0,
+                    rounds=key.rounds,
+                    version=_snapshot_version(key),
+                    view=data,
+                )
+            )
+            own.commit()
+        except IntegrityError:  # another process stored this board meanwhile: theirs stands
+            own.rollback()
 
 
 def _refresh_in_background(session: Session, run_id: int, key: LeaderboardKey) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.arena.agreement import cached_metric_agreement
+from app.arena.agreement import page_agreement
 from app.arena.leaderboard import (
     ANONYMOUS_VOTES_PER_NETWORK,
     fmt_interval,
@@ -91,8 +91,8 @@ def leaderboard_page(
             return Response(status_code=204, headers={"Vary": "HX-Request"})
         context |= {
             "view": view,
-            # Computed once per change of the board's votes or of the run's metrics.
-            "agreement": cached_metric_agreement(session, view),
+            # Computed in the background, at most every 30 s while votes come in.
+            "agreement": page_agreement(session, view),
             "self_url": f"/leaderboard?{urlencode(query)}",
             "poll": POLL,
             "version_header": VERSION_HEADER,

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import (
@@ -36,6 +36,7 @@ from app.arena.ranking import (
 from app.arena.reviews import set_rater_flag, set_review
 from app.db import make_engine, session_scope
 from app.models import (
+    LeaderboardSnapshot,
     Matchup,
     Panel,
     Prompt,
@@ -503,3 +504,37 @@ def test_leaderboard_flags_a_network_pushing_one_variant_until_an_admin_overrule
     with session_scope(engine) as session:
         set_review(session, run_id, "network", "198.51.100.9", count=False)
     assert board(engine, run_id).n_votes == 200
+
+
+def test_leaderboard_is_computed_once_per_change_across_processes(
+    writable_demo: DemoData, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view computed by one process is stored for its key; another process (here: this
+    one with its in-process caches dropped) reads it instead of computing, until a vote."""
+    import app.arena.leaderboard as module
+    from app.arena.leaderboard import cache_clear
+    from app.arena.vote_table import forget_tables
+
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    add_crowd(url, run_id)
+    first = board(engine, run_id, rounds=50)
+    cache_clear()
+    forget_tables()
+
+    def no_compute(*args: Any) -> LeaderboardView:
+        raise AssertionError("computed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_compute", no_compute)
+        again = board(engine, run_id, rounds=50)
+    assert again.version == first.version
+    assert [r.rating.rating for r in again.rows] == [r.rating.rating for r in first.rows]
+    assert again.key.database == first.key.database  # the caller's key, not the stored one
+    # A new vote is a new key: computed, and stored in place of the old one.
+    add_votes(url, run_id, [("dev", "dev-turbo", "tie")])
+    cache_clear()
+    newer = board(engine, run_id, rounds=50)
+    assert newer.n_votes == first.n_votes + 1
+    with session_scope(engine) as session:
+        stored = select(func.count()).select_from(LeaderboardSnapshot)
+        assert session.scalar(stored.where(LeaderboardSnapshot.rounds == 50)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,8 +225,29 @@ def test_dashboard_metrics_missing_metric_says_so(
 # --- leaderboard --------------------------------------------------------------------------
 
 
+def _leaderboard_settled(client: TestClient, run_id: int) -> BeautifulSoup:
+    """The leaderboard page once its agreement report is of the board's current votes: the
+    first view starts it in the background (the page then says so), a later view shows it."""
+    deadline = time.monotonic() + 20
+    while True:
+        page = _page(client.get(f"/leaderboard?run={run_id}"))
+        board = page.select_one("#leaderboard")
+        report = page.select_one(".metric-agreement")
+        current = board is not None and report is not None
+        if current and report["data-version"] == board["data-version"]:
+            return page
+        assert time.monotonic() < deadline, "the agreement report never caught up"
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def agreement_without_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new report as soon as the votes change (the page waits 10 s between reports)."""
+    monkeypatch.setattr("app.arena.agreement.PAGE_REPORT_INTERVAL_S", 0.0)
+
+
 def test_leaderboard_metrics_no_votes_yet(client: TestClient, metrics_demo: DemoData) -> None:
-    page = _page(client.get(f"/leaderboard?run={metrics_demo.run_id}"))
+    page = _leaderboard_settled(client, metrics_demo.run_id)
     assert page.select_one(".metric-agreement .no-agreement-votes") is not None
     assert page.select_one("table.agreement-table") is None
 
@@ -234,13 +256,15 @@ def test_leaderboard_metrics_no_metrics_yet(
     writable_client: TestClient, writable_demo: DemoData
 ) -> None:
     add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
-    page = _page(writable_client.get(f"/leaderboard?run={writable_demo.run_id}"))
+    first = _page(writable_client.get(f"/leaderboard?run={writable_demo.run_id}"))
+    assert first.select_one(".agreement-pending") is not None  # not waited for
+    page = _leaderboard_settled(writable_client, writable_demo.run_id)
     assert page.select_one(".metric-agreement .no-agreement-metrics") is not None
 
 
 def test_leaderboard_metrics_agreement_table(client: TestClient, metrics_demo: DemoData) -> None:
     add_votes(metrics_demo.database_url, metrics_demo.run_id, MIXED)
-    page = _page(client.get(f"/leaderboard?run={metrics_demo.run_id}"))
+    page = _leaderboard_settled(client, metrics_demo.run_id)
     rows = {r["data-metric"]: r for r in page.select("table.agreement-table tr.agreement-row")}
     assert list(rows) == ["ssim", "psnr_db", "clip_score"]
     decided = sum(1 for *_, outcome in MIXED if outcome in ("left", "right"))
