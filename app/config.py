@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         ge=1,
         description="New anonymous raters per hour from one network; more get HTTP 429.",
     )
+    leaderboard_refresh_s: float = Field(
+        default=3.0,
+        ge=0.0,
+        description="After votes, the leaderboard is recomputed in the background at most "
+        "this often per run (a new vote shows within this plus one computation).",
+    )
     arena_preliminary_votes: int = Field(
         default=300,
         ge=0,

@@ -303,7 +303,12 @@ class Rater(Base):
     """An anonymous rater: the id lives in a signed cookie."""
 
     __tablename__ = "raters"
-    __table_args__ = (Index("ix_raters_network_created", "network", "created_at"),)
+    __table_args__ = (
+        Index("ix_raters_network_created", "network", "created_at"),
+        # The admin's rater list (flagged first, newest first) and its panel counts.
+        Index("ix_raters_flagged_created", "flagged", "created_at"),
+        Index("ix_raters_panel", "panel_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4 hex
     panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))

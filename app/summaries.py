@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app import costs
-from app.models import Job, JobStatus, Run, Variant
+from app.models import JobStatus, Run, Variant
+from app.progress import RunJobs, run_jobs
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,11 @@ def variant_summaries(
             .order_by(Variant.position)
         )
     )
+    jobs = run_jobs(session).get(run.id, RunJobs())
     counts: dict[tuple[int, str], int] = {
         (variant_id, status): n
-        for variant_id, status, n in session.execute(
-            select(Job.variant_id, Job.status, func.count())
-            .where(Job.run_id == run.id)
-            .group_by(Job.variant_id, Job.status)
-        )
+        for variant_id, by_status in jobs.by_variant.items()
+        for status, n in by_status.items()
     }
     timings = {}
     for variant in variants:

@@ -35,7 +35,6 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import binom, norm
 
 SubjectKind = Literal["rater", "network"]
 TestName = Literal["one_side", "one_variant", "off_consensus"]
@@ -149,6 +148,10 @@ def find_anomalies_coded(
     ~0.1 s (benchmarks/ranking_speed.py)."""
     if len(left) == 0:
         return []
+    # Imported here: scipy.stats takes a second to import, and a process that only reads a
+    # stored leaderboard (the CLI) never tests anyone.
+    from scipy.stats import binom, norm
+
     m = _members(rater, network, rater_names, network_names)
     n_subjects, n_variants = len(m.names), len(names)
     theta = np.asarray(log_strength, dtype=np.float64)

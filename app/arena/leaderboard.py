@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 import pickle
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,6 +61,8 @@ from app.arena.ranking import (
 from app.arena.reviews import version as flags_version
 from app.arena.vote_table import VoteTable, vote_table
 from app.models import IntegrityReview, LeaderboardSnapshot, Rater, Run, Variant, Vote
+
+log = logging.getLogger(__name__)
 
 ROUNDS = 1000
 # One fit per category: fewer rounds keep a page with a dozen categories fast; their
@@ -699,3 +703,49 @@ def fmt_verdict(v: Verdict) -> str:
     if v.games == 0:
         return "no votes yet"
     return "undecided yet" if v.verdict == "undecided" else v.verdict
+
+
+# --- kept fresh after votes ----------------------------------------------------------------
+
+
+class Refresher:
+    """Recomputes a run's leaderboard (the open board: every counted vote, ROUNDS rounds) in
+    the background after votes, so that the page, its poll, the API and the CLI find the
+    current view stored instead of computing it (a new vote shows within the interval plus
+    one computation, ~2 s at a million votes). At most one computation per run at a time and
+    one per `interval_s`: votes arriving meanwhile are taken by the next one."""
+
+    def __init__(self, bind: Engine, interval_s: float) -> None:
+        self._bind = bind
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        self._pending: set[int] = set()
+
+    def poke(self, run_id: int) -> None:
+        """A vote of this run was stored."""
+        with self._lock:
+            if run_id in self._running:
+                self._pending.add(run_id)
+                return
+            self._running.add(run_id)
+        threading.Thread(
+            target=self._refresh, args=(run_id,), name="leaderboard-refresher", daemon=True
+        ).start()
+
+    def _refresh(self, run_id: int) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                with Session(self._bind) as session:
+                    run = session.get(Run, run_id)
+                    if run is not None:
+                        leaderboard(session, run)
+            except Exception:  # the next vote tries again; the page computes on its own
+                log.exception("refreshing the leaderboard of run %s failed", run_id)
+            time.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))
+            with self._lock:
+                if run_id not in self._pending:
+                    self._running.discard(run_id)
+                    return
+                self._pending.discard(run_id)

@@ -33,7 +33,8 @@ from app.api_schemas import (
 from app.arena.leaderboard import leaderboard, leaderboard_data
 from app.config import Settings
 from app.csv_cells import csv_cell
-from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
+from app.models import Generation, JobStatus, Prompt, Run, Variant
+from app.progress import run_jobs
 from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
 from app.web.selection import select_panel
@@ -75,18 +76,16 @@ def _run_or_404(session: Session, run_id: int) -> Run:
     return run
 
 
-def _job_counts(session: Session, *where: ColumnElement[bool]) -> dict[int, dict[str, int]]:
-    """run id -> jobs_done, jobs_failed, jobs_total, in one grouped query."""
-    counts: dict[int, dict[str, int]] = {}
-    rows = session.execute(
-        select(Job.run_id, Job.status, func.count()).where(*where).group_by(Job.run_id, Job.status)
-    )
-    for run_id, status, n in rows:
-        run_counts = counts.setdefault(run_id, {"jobs_done": 0, "jobs_failed": 0, "jobs_total": 0})
-        if status in (JobStatus.done, JobStatus.failed):
-            run_counts[f"jobs_{status.value}"] += n
-        run_counts["jobs_total"] += n
-    return counts
+def _job_counts(session: Session) -> dict[int, dict[str, int]]:
+    """run id -> jobs_done, jobs_failed, jobs_total (app/progress.py: read once a second)."""
+    return {
+        run_id: {
+            "jobs_done": jobs.total(JobStatus.done),
+            "jobs_failed": jobs.total(JobStatus.failed),
+            "jobs_total": jobs.total(),
+        }
+        for run_id, jobs in run_jobs(session).items()
+    }
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -145,7 +144,7 @@ def list_runs(session: SessionDep) -> list[RunOut]:
 @router.get("/runs/{run_id}", responses=NOT_FOUND, summary="One run and its environment")
 def get_run(session: SessionDep, run_id: RunId) -> RunDetailOut:
     run = _run_or_404(session, run_id)
-    counts = _job_counts(session, Job.run_id == run_id).get(run_id)
+    counts = _job_counts(session).get(run_id)
     return RunDetailOut(
         **_run_fields(run, counts),
         prompt_set=run.prompt_set,

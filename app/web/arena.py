@@ -457,6 +457,7 @@ async def _take_vote(request: Request, run_id: int | None) -> Response:
             new_raters_per_hour=settings.arena_network_new_raters_per_hour,
         )
     )
+    request.app.state.leaderboards.poke(vote.run_id)
     # Post/redirect/get for a plain form: reloading the reveal page does not post it again.
     see_reveal = RedirectResponse(f"/arena/reveal/{vote.matchup_id}", status_code=303)
     wants_json = "application/json" in request.headers.get("accept", "")

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.arena.catalog import ArenaCache
+from app.arena.leaderboard import Refresher
 from app.arena.matchups import ArenaError
 from app.arena.network import RATE_WINDOW_S
 from app.arena.write_queue import WriteQueue
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     # The arena's votes are written by one thread per process, in group commits.
     app.state.writes = WriteQueue(engine, refusals=(ArenaError,))
+    app.state.leaderboards = Refresher(engine, settings.leaderboard_refresh_s)
     app.state.arena_cache = ArenaCache()
     app.state.network_votes = SlidingWindowLimit(
         settings.arena_network_votes_per_minute, RATE_WINDOW_S

@@ -21,10 +21,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant
+from app.models import JobStatus, Run, RunStatus, Variant
+from app.progress import RunJobs, run_jobs, run_latencies
 from app.summaries import public_environment
 from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
@@ -86,24 +87,16 @@ class RunProgress:
         return self.run.status in LIVE_STATUSES
 
 
-def _job_counts(session: Session, run_id: int | None = None) -> dict[tuple[int, int], Counts]:
-    """(run id, variant id) -> job counts by status."""
-    query = select(Job.run_id, Job.variant_id, Job.status, func.count()).group_by(
-        Job.run_id, Job.variant_id, Job.status
-    )
-    if run_id is not None:
-        query = query.where(Job.run_id == run_id)
-    by_key: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
-    for rid, vid, status, n in session.execute(query):
-        by_key[(rid, vid)][JobStatus(status).value] = n
-    return {key: Counts(**counts) for key, counts in by_key.items()}
+def _counts(by_status: dict[JobStatus, int]) -> Counts:
+    return Counts(**{status.value: n for status, n in by_status.items()})
 
 
 def run_counts(session: Session) -> dict[int, Counts]:
-    """Job counts of every run."""
+    """Job counts of every run (app/progress.py: read once a second)."""
     out: dict[int, Counts] = defaultdict(Counts)
-    for (rid, _), counts in _job_counts(session).items():
-        out[rid] = out[rid] + counts
+    for run_id, jobs in run_jobs(session).items():
+        for by_status in jobs.by_variant.values():
+            out[run_id] = out[run_id] + _counts(by_status)
     return out
 
 
@@ -111,15 +104,9 @@ def run_progress(session: Session, run: Run) -> RunProgress:
     variants = list(
         session.scalars(select(Variant).where(Variant.run_id == run.id).order_by(Variant.position))
     )
-    counts = {vid: c for (_, vid), c in _job_counts(session, run.id).items()}
-    latency: dict[int, tuple[float, int]] = {
-        vid: (total_s, n)
-        for vid, total_s, n in session.execute(
-            select(Generation.variant_id, func.sum(Generation.latency_s), func.count())
-            .where(Generation.run_id == run.id)
-            .group_by(Generation.variant_id)
-        )
-    }
+    jobs = run_jobs(session).get(run.id, RunJobs())
+    counts = {vid: _counts(by_status) for vid, by_status in jobs.by_variant.items()}
+    latency = run_latencies(session, run.id)
     images = sum(n for _, n in latency.values())
     run_mean = sum(s for s, _ in latency.values()) / images if images else None
 
@@ -145,7 +132,7 @@ def run_progress(session: Session, run: Run) -> RunProgress:
             )
         )
     etas = [row.eta_s for row in rows]
-    last = session.scalar(select(func.max(Job.finished_at)).where(Job.run_id == run.id))
+    last = jobs.last_finished_at
     return RunProgress(
         run=run,
         variants=rows,

@@ -1,5 +1,5 @@
 """leaderboard_snapshots: the latest computed leaderboard per board, shared by every server
-process and the CLI
+process and the CLI; indexes for the admin's rater list and panel counts
 
 Revision ID: 0010
 Revises: 0009
@@ -31,7 +31,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("run_id", "panel", "rounds"),
     )
+    op.create_index("ix_raters_flagged_created", "raters", ["flagged", "created_at"])
+    op.create_index("ix_raters_panel", "raters", ["panel_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_raters_panel", table_name="raters")
+    op.drop_index("ix_raters_flagged_created", table_name="raters")
     op.drop_table("leaderboard_snapshots")

@@ -816,7 +816,14 @@ def test_arena_panel_study_refuses_uninvited_raters_and_counts_panels_only(
     # The same rater goes on without the link: they are in a panel now.
     again = open_matchup(writable_client, db.run_id)
     assert cast(writable_client, again.token, "right").status_code == 303
-    board = writable_client.get(f"/leaderboard?run={db.run_id}")
-    page = BeautifulSoup(board.text, "html.parser")
+    # The page shows the newest computed view and computes the current one behind it (a
+    # live page polls): look until it is in.
+    deadline = time.monotonic() + 20
+    while True:
+        board = writable_client.get(f"/leaderboard?run={db.run_id}")
+        page = BeautifulSoup(board.text, "html.parser")
+        if page.select_one(".votes-total").get_text() == "2" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert "invited panels only" in page.select_one(".counted-who").get_text()
     assert page.select_one(".votes-total").get_text() == "2"

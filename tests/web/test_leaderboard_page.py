@@ -30,7 +30,7 @@ from app.arena.leaderboard import (
 )
 from app.config import Settings, get_settings
 from app.db import get_engine, make_engine, session_scope
-from app.models import Panel, Run
+from app.models import LeaderboardSnapshot, Panel, Run
 from app.web.main import create_app
 from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData
@@ -349,3 +349,39 @@ def test_leaderboard_cli_json_and_fail_on_worse(cli_env: None, writable_demo: De
     assert passed.exit_code == 0, passed.output
     bad = CliRunner().invoke(cli.app, ["leaderboard", run, "--fail-on", "awful"])
     assert bad.exit_code == 2 and "unknown verdict 'awful'" in bad.output
+
+
+def test_leaderboard_recomputed_after_a_vote_without_a_viewer(
+    writable_client: TestClient, writable_demo: DemoData, engine: Engine
+) -> None:
+    """A vote starts a background computation of the run's board, stored for every process:
+    the CLI then reads it instead of computing (issue 11: a vote shows within seconds, and
+    `flux-playground leaderboard` answers in under a second on a big database)."""
+    from app.arena.leaderboard import leaderboard_key
+
+    writable_client.get("/arena", params={"run": writable_demo.run_id})
+    page = _page(writable_client.get("/arena", params={"run": writable_demo.run_id}))
+    token = page.select_one("form.arena-form input[name=token]")
+    assert token is not None
+    voted = writable_client.post(
+        "/arena/vote",
+        data={"token": str(token["value"]), "outcome": "tie"},
+        follow_redirects=False,
+    )
+    assert voted.status_code == 303
+    with Session(engine) as session:
+        key = leaderboard_key(session, session.get_one(Run, writable_demo.run_id))
+    deadline = time.monotonic() + 30
+    while True:
+        with Session(engine) as session:
+            stored = session.scalar(
+                select(LeaderboardSnapshot.version).where(
+                    LeaderboardSnapshot.run_id == writable_demo.run_id,
+                    LeaderboardSnapshot.panel == 0,
+                    LeaderboardSnapshot.rounds == key.rounds,
+                )
+            )
+        if stored is not None and stored.endswith(key.version):
+            break
+        assert time.monotonic() < deadline, "no leaderboard computed after the vote"
+        time.sleep(0.1)

@@ -1,0 +1,102 @@
+"""How far the runs are: job counts per (run, variant, status) and image latencies per
+variant, read once a second however many pages, polls and API calls ask.
+
+On a run of 78k jobs each of these is a GROUP BY over the run's rows (~30 ms each on the
+2-core box, issue 11), and the run page polls every second while the worker runs. They are
+kept in a TTLMemo (app/memo.py): fresh for PROGRESS_TTL_S, then served stale while one
+background thread reads them again; a page never waits for more than the first read.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.memo import TTLMemo
+from app.models import Generation, Job, JobStatus
+
+PROGRESS_TTL_S = 1.0
+
+
+@dataclass(frozen=True)
+class RunJobs:
+    """One run's job counts by variant and status, and its last finished job."""
+
+    by_variant: dict[int, dict[JobStatus, int]] = field(default_factory=dict)
+    last_finished_at: datetime | None = None
+
+    def of(self, variant_id: int) -> dict[JobStatus, int]:
+        return self.by_variant.get(variant_id, {})
+
+    def total(self, status: JobStatus | None = None) -> int:
+        return sum(
+            n
+            for counts in self.by_variant.values()
+            for s, n in counts.items()
+            if status is None or s == status
+        )
+
+
+_jobs: TTLMemo[str, dict[int, RunJobs]] = TTLMemo(PROGRESS_TTL_S, max_stale_s=60.0)
+_latency: TTLMemo[tuple[str, int], dict[int, tuple[float, int]]] = TTLMemo(
+    PROGRESS_TTL_S, max_stale_s=60.0
+)
+
+
+def _url(session: Session) -> str:
+    return session.get_bind().engine.url.render_as_string(hide_password=False)
+
+
+def _read_jobs(session: Session) -> dict[int, RunJobs]:
+    counts: dict[int, dict[int, dict[JobStatus, int]]] = defaultdict(lambda: defaultdict(dict))
+    for run_id, variant_id, status, n in session.execute(
+        select(Job.run_id, Job.variant_id, Job.status, func.count()).group_by(
+            Job.run_id, Job.variant_id, Job.status
+        )
+    ):
+        counts[run_id][variant_id][JobStatus(status)] = n
+    last = dict(
+        session.execute(select(Job.run_id, func.max(Job.finished_at)).group_by(Job.run_id)).all()
+    )
+    return {
+        run_id: RunJobs(dict(by_variant), last.get(run_id)) for run_id, by_variant in counts.items()
+    }
+
+
+def run_jobs(session: Session) -> dict[int, RunJobs]:
+    """Every run's job counts (a run without jobs is absent)."""
+    bind = session.get_bind()
+
+    def read() -> dict[int, RunJobs]:
+        with Session(bind) as own:
+            return _read_jobs(own)
+
+    return _jobs.get(_url(session), read)
+
+
+def run_latencies(session: Session, run_id: int) -> dict[int, tuple[float, int]]:
+    """variant id -> (sum of its images' latency_s, number of images), for ETAs."""
+    bind = session.get_bind()
+
+    def read() -> dict[int, tuple[float, int]]:
+        with Session(bind) as own:
+            return {
+                variant_id: (float(total_s or 0.0), int(n))
+                for variant_id, total_s, n in own.execute(
+                    select(Generation.variant_id, func.sum(Generation.latency_s), func.count())
+                    .where(Generation.run_id == run_id)
+                    .group_by(Generation.variant_id)
+                )
+            }
+
+    return _latency.get((_url(session), run_id), read)
+
+
+def forget() -> None:
+    """Drop what was read (after a change made in this process that a page must show now)."""
+    _jobs.clear()
+    _latency.clear()
