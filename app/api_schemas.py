@@ -137,6 +137,10 @@ class GenerationPage(BaseModel):
     limit: int
     offset: int
     items: list[GenerationOut] = Field(description="By variant, prompt position, then seed.")
+    next: str | None = Field(
+        default=None,
+        description="Pass as `after` for the next page (null on the last page).",
+    )
 
 
 class LeaderboardRowOut(BaseModel):

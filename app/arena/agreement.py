@@ -33,15 +33,13 @@ from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.arena.leaderboard import LeaderboardView
+from app.arena.leaderboard import LeaderboardView, board_scope
+from app.arena.vote_table import vote_table
 from app.models import (
     Generation,
     GenerationMetric,
     MetricStatus,
-    Rater,
     Variant,
-    Vote,
-    VoteOutcome,
 )
 from app.quality import metric_summaries, metrics_version
 
@@ -150,25 +148,31 @@ def metric_agreement(
         metric: Counter(m for _, _, _, mt, m, _ in rows if mt == metric).most_common(1)[0][0]
         for metric in {r.metric for r in rows}
     }
-    values: dict[str, dict[tuple[int, int, int], float]] = {m: {} for m in metrics}
+    # Per metric: (variant id, prompt id, seed, value) columns of the chosen model's values.
+    values: dict[str, list[tuple[int, int, int, float]]] = {m: [] for m in metrics}
     for variant_id, prompt_id, seed_, metric, model, value in rows:
         if models[metric] == model and value is not None:
-            values[metric][(variant_id, prompt_id, int(seed_))] = float(value)
+            values[metric].append((variant_id, prompt_id, int(seed_), float(value)))
 
-    query = (
-        select(Vote.left_variant_id, Vote.right_variant_id, Vote.outcome, Vote.prompt_id, Vote.seed)
-        .join(Rater, Rater.id == Vote.rater_id)
-        .where(
-            Vote.run_id == run_id,
-            Vote.id <= view.key.max_vote_id,
-            Vote.attention_check.is_(False),
-            Rater.flagged.is_(False),
-            Vote.outcome.in_([VoteOutcome.left, VoteOutcome.right]),
-        )
+    # The board's votes with a winner (its panel's; not attention checks, not flagged
+    # raters), as columns of the process's vote table (app/arena/vote_table.py).
+    table = vote_table(session, run_id, view.key.max_vote_id)
+    in_scope, _ = board_scope(session, view.key, table)
+    decided = in_scope[table.outcome[in_scope] < 2]
+    left_won = table.outcome[decided] == 0
+    sides = (table.left[decided], table.right[decided])
+    # Each side's image as a cell of a (variant, prompt, seed) grid.
+    prompt_ids = np.unique(table.prompt[decided])
+    seeds = np.unique(table.seed[decided])
+    cell = [
+        (side * len(prompt_ids) + np.searchsorted(prompt_ids, table.prompt[decided])) * len(seeds)
+        + np.searchsorted(seeds, table.seed[decided])
+        for side in sides
+    ]
+    position = {variant_id: i for i, variant_id in enumerate(table.variant_ids)}
+    no_reference = np.array(
+        [variants[v].reference_id is None for v in table.variant_ids], dtype=bool
     )
-    if view.panel_id is not None:
-        query = query.where(Vote.panel_id == view.panel_id)
-    votes = session.execute(query).all()
 
     summaries = metric_summaries(session, run_id)
     ratings = {
@@ -178,27 +182,28 @@ def metric_agreement(
     }
     out = []
     for metric in metrics:
-        by_image = values[metric]
-        agree: list[bool] = []
-        skipped = Counter[str]()
-        for left, right, outcome, prompt_id, vote_seed in votes:
-            sides: list[float | str | None] = []
-            for variant_id in (left, right):
-                variant = variants.get(variant_id)
-                if metric in FIDELITY and variant is not None and variant.reference_id is None:
-                    sides.append("reference")
-                else:
-                    sides.append(by_image.get((variant_id, prompt_id, int(vote_seed))))
-            if "reference" in sides:
-                skipped["reference"] += 1
-                continue
-            a, b = sides
-            if not isinstance(a, float) or not isinstance(b, float):
-                skipped["missing"] += 1
-            elif a == b:
-                skipped["equal"] += 1
-            else:
-                agree.append((a > b) == (outcome is VoteOutcome.left))
+        grid = np.full(len(table.variant_ids) * len(prompt_ids) * len(seeds), np.nan)
+        if values[metric] and len(decided):
+            v_ids, p_ids, i_seeds, vals = (np.asarray(c) for c in zip(*values[metric], strict=True))
+            v_pos = np.asarray([position.get(int(v), -1) for v in v_ids])
+            p = np.minimum(np.searchsorted(prompt_ids, p_ids), len(prompt_ids) - 1)
+            k = np.minimum(np.searchsorted(seeds, i_seeds), len(seeds) - 1)
+            # Only images a decided vote showed: the grid's prompts and seeds are theirs.
+            on_grid = (v_pos >= 0) & (prompt_ids[p] == p_ids) & (seeds[k] == i_seeds)
+            where = (v_pos * len(prompt_ids) + p) * len(seeds) + k
+            grid[where[on_grid]] = vals[on_grid]
+        if metric in FIDELITY:  # against the reference: its own image says nothing
+            reference = no_reference[sides[0]] | no_reference[sides[1]]
+        else:
+            reference = np.zeros(len(decided), dtype=bool)
+        a, b = grid[cell[0]], grid[cell[1]]
+        missing = ~reference & (np.isnan(a) | np.isnan(b))
+        equal = ~reference & ~missing & (a == b)
+        compared = ~reference & ~missing & ~equal
+        agree = (a[compared] > b[compared]) == left_won[compared]
+        skipped = Counter(
+            reference=int(reference.sum()), missing=int(missing.sum()), equal=int(equal.sum())
+        )
         share, low, high = bootstrap_share(agree, rounds=rounds, seed=seed)
         means = {
             s.variant: s.mean
@@ -211,7 +216,7 @@ def metric_agreement(
             MetricAgreement(
                 metric=metric,
                 model=models.get(metric),
-                decided_votes=len(votes),
+                decided_votes=len(decided),
                 n=len(agree),
                 agreement=share,
                 ci_low=low,
@@ -228,7 +233,7 @@ def metric_agreement(
     return AgreementReport(
         run_id=run_id,
         version=view.version,
-        decided_votes=len(votes),
+        decided_votes=len(decided),
         has_metrics=bool(rows),
         rows=tuple(out),
     )

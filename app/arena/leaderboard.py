@@ -345,7 +345,7 @@ def _seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _scope(session: Session, key: LeaderboardKey, table: VoteTable) -> tuple[IntArray, int]:
+def board_scope(session: Session, key: LeaderboardKey, table: VoteTable) -> tuple[IntArray, int]:
     """The votes the board is about (the key's, its panel's), minus those of raters flagged
     by attention checks or an admin; and how many of those there were."""
     scope = table.upto(key.max_vote_id)
@@ -369,7 +369,7 @@ def _compute(session: Session, run: Run, key: LeaderboardKey) -> LeaderboardView
     own_reference = {v.name: by_id[v.reference_id] for v in variants if v.reference_id in by_id}
     reference = run_reference(variants).name
     table = vote_table(session, run.id, key.max_vote_id)
-    in_scope, flagged = _scope(session, key, table)
+    in_scope, flagged = board_scope(session, key, table)
     screened, flags = _screen(session, run, names, reference, table, in_scope)
     counted, capped = _cap(table, screened)
     left, right, outcome = table.left[counted], table.right[counted], table.outcome[counted]

@@ -365,6 +365,9 @@ def _resample(
     return _unflatten(flat, len(counts.names))
 
 
+CLUSTER_CHUNK = 50
+
+
 def _resample_clusters(
     clusters: Clusters, rounds: int, rng: np.random.Generator
 ) -> tuple[FloatArray, FloatArray]:
@@ -375,8 +378,15 @@ def _resample_clusters(
     cost that grows with the kinds, not the raters."""
     kinds, sizes = np.unique(clusters.cells, axis=0, return_counts=True)
     total = int(sizes.sum())
-    draws = rng.multinomial(total, sizes / total, size=rounds)
-    return _unflatten(draws.astype(np.float64) @ kinds.astype(np.float64), len(clusters.names))
+    weights = kinds.astype(np.float64)
+    flat = np.empty((rounds, kinds.shape[1]))
+    # In chunks of rounds: with 20,000 kinds of rater, all 1000 rounds' draws at once held
+    # 320 MB (int64 draws and their float copy); a chunk holds a few.
+    for start in range(0, rounds, CLUSTER_CHUNK):
+        stop = min(rounds, start + CLUSTER_CHUNK)
+        draws = rng.multinomial(total, sizes / total, size=stop - start)
+        flat[start:stop] = draws.astype(np.float64) @ weights
+    return _unflatten(flat, len(clusters.names))
 
 
 # --- The leaderboard ----------------------------------------------------------------------

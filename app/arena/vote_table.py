@@ -45,6 +45,8 @@ class VoteTable:
     right: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     outcome: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     category: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    prompt: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # prompt id
+    seed: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rater: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     network: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     panel: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # 0: none
@@ -97,6 +99,7 @@ def _extend(session: Session, run_id: int, table: VoteTable, max_vote_id: int) -
             # The raw string: converting a million values to the enum took a second and a half.
             type_coerce(VOTES.c.outcome, String),
             VOTES.c.prompt_id,
+            VOTES.c.seed,
             VOTES.c.rater_id,
             VOTES.c.network,
             VOTES.c.panel_id,
@@ -112,7 +115,7 @@ def _extend(session: Session, run_id: int, table: VoteTable, max_vote_id: int) -
     if not rows:
         table.last_id = max(table.last_id, max_vote_id)
         return
-    ids, lefts, rights, outcomes, prompts, raters, networks, panels = zip(*rows, strict=True)
+    ids, lefts, rights, outcomes, prompts, seeds, raters, networks, panels = zip(*rows, strict=True)
     index = {variant_id: i for i, variant_id in enumerate(table.variant_ids)}
     rater_code = [_code(table.rater_codes, table.raters, r) for r in raters]
     network_code = [
@@ -125,6 +128,8 @@ def _extend(session: Session, run_id: int, table: VoteTable, max_vote_id: int) -
         "right": np.asarray([index[v] for v in rights], dtype=np.int32),
         "outcome": np.asarray([_OUTCOME_CODE[o] for o in outcomes], dtype=np.int8),
         "category": np.asarray([table.category_of_prompt[p] for p in prompts], dtype=np.int32),
+        "prompt": np.asarray(prompts, dtype=np.int64),
+        "seed": np.asarray(seeds, dtype=np.int64),
         "rater": np.asarray(rater_code, dtype=np.int32),
         "network": np.asarray(network_code, dtype=np.int32),
         "panel": np.asarray([p or 0 for p in panels], dtype=np.int64),
