@@ -38,7 +38,6 @@ from app.arena.catalog import (
     CatalogImage,
     RunCatalog,
     RunInfo,
-    load_catalog,
 )
 from app.arena.matchups import (
     RATER_VOTES,
@@ -48,7 +47,6 @@ from app.arena.matchups import (
     choose_matchup,
     new_rater_id,
     open_offer,
-    pair_vote_counts,
     rater_standing,
     seal_offer,
 )
@@ -166,14 +164,14 @@ def _catalog(request: Request, run_id: int) -> RunCatalog:
 
     def load() -> RunCatalog:  # its own session: a stale catalog reloads after the request
         with request.app.state.sessions() as session:
-            return load_catalog(session, run_id)
+            return cache.load_catalog(session, run_id)
 
     return cache.catalogs.get(run_id, load)
 
 
 def _catalog_async(request: Request, run_id: int) -> Awaitable[RunCatalog]:
     cache: ArenaCache = request.app.state.arena_cache
-    return memo_async(request, cache.catalogs, run_id, partial(load_catalog, run_id=run_id))
+    return memo_async(request, cache.catalogs, run_id, partial(cache.load_catalog, run_id=run_id))
 
 
 def _run_info(session: Session, run_id: int | None) -> RunInfo | None:
@@ -257,7 +255,7 @@ async def arena(
     run_id = shown.id
     catalog = await _catalog_async(request, run_id)
     pair_counts = await memo_async(
-        request, cache.pair_counts, run_id, partial(pair_vote_counts, run_id=run_id)
+        request, cache.pair_counts, run_id, partial(cache.tally_pairs, run_id=run_id)
     )
     try:
         pick = choose_matchup(catalog, pair_counts, random.SystemRandom())

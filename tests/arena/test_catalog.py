@@ -77,3 +77,34 @@ def test_arena_catalog_pair_without_a_common_image_is_a_clear_409() -> None:
         (409, "a and b have no image of a common prompt"),
         (409, "b and a have no image of a common prompt"),
     }
+
+
+def test_arena_cache_reads_only_what_changed(writable_demo: DemoData) -> None:
+    """Pair counts are tallied from the votes stored since the last tally, and equal a full
+    count; a catalog is read again only when the run's images or variants changed."""
+    from app.arena.catalog import ArenaCache
+    from app.arena.matchups import pair_vote_counts
+    from app.models import VariantStatus
+    from tests.arena.test_leaderboard import add_votes
+
+    url, run_id = writable_demo.database_url, writable_demo.run_id
+    cache = ArenaCache()
+    engine = make_engine(url)
+    add_votes(url, run_id, [("dev", "schnell", "left")] * 3)
+    with session_scope(engine) as session:
+        assert cache.tally_pairs(session, run_id) == pair_vote_counts(session, run_id)
+        first = cache.load_catalog(session, run_id)
+        assert cache.load_catalog(session, run_id) is first  # nothing changed
+    add_votes(url, run_id, [("dev", "dev-turbo", "tie")] * 2, attention=False)
+    add_votes(url, run_id, [("dev", "dev", "tie")], attention=True)  # not counted
+    with session_scope(engine) as session:
+        tally = cache.tally_pairs(session, run_id)
+        assert tally == pair_vote_counts(session, run_id)
+        assert sum(tally.values()) == 5
+        dev = session.scalars(select(Variant).where(Variant.name == "dev-turbo")).one()
+        dev.status = VariantStatus.failed
+    with session_scope(engine) as session:
+        again = cache.load_catalog(session, run_id)
+        assert again is not first
+        assert "dev-turbo" not in {c.name for c in again.contenders}
+    engine.dispose()
