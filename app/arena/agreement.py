@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from app.arena.leaderboard import LeaderboardView, board_scope
 from app.arena.vote_table import vote_table
+from app.memory import release_freed_memory
 from app.models import (
     Generation,
     GenerationMetric,
@@ -306,6 +307,7 @@ def page_agreement(session: Session, view: LeaderboardView) -> AgreementReport |
             try:
                 with Session(bind) as own:
                     report = metric_agreement(own, view)
+                release_freed_memory()
             except Exception:
                 log.exception("agreement report of run %s failed", view.run_id)
             with _reports_lock:

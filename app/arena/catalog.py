@@ -20,6 +20,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from app.memo import TTLMemo
+from app.memory import release_freed_memory
 from app.models import Generation, Prompt, Variant, VariantStatus, Vote
 
 VOTES = cast(Table, Vote.__table__)
@@ -40,7 +41,7 @@ class Contender:
     reference_id: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CatalogImage:
     """One variant's image of one prompt and seed: what a matchup and its reveal show."""
 
@@ -177,6 +178,7 @@ class ArenaCache:
             return loaded
         catalog = load_catalog(session, run_id, marker)
         self._loaded[run_id] = catalog
+        release_freed_memory()  # the rows a big run's catalog was read from
         return catalog
 
     def tally_pairs(self, session: Session, run_id: int) -> dict[frozenset[int], int]:

@@ -60,6 +60,7 @@ from app.arena.ranking import (
 )
 from app.arena.reviews import version as flags_version
 from app.arena.vote_table import VoteTable, vote_table
+from app.memory import release_freed_memory
 from app.models import IntegrityReview, LeaderboardSnapshot, Rater, Run, Variant, Vote
 
 log = logging.getLogger(__name__)
@@ -520,6 +521,7 @@ def _compute_once(session: Session, run: Run, key: LeaderboardKey) -> Leaderboar
         if view is None:
             view = _compute(session, run, key)
             _store(session, view)
+            release_freed_memory()  # the computation's temporaries: hundreds of MB
         with _cache_lock:
             _cache[key] = view
             _cache.move_to_end(key)
@@ -539,7 +541,7 @@ def _compute_once(session: Session, run: Run, key: LeaderboardKey) -> Leaderboar
 SNAPSHOT_FORMAT = 1
 
 
-def _snapshot_version(key: LeaderboardKey) -> str:
+def snapshot_version(key: LeaderboardKey) -> str:
     return f"{SNAPSHOT_FORMAT}:{key.version}"
 
 
@@ -550,7 +552,7 @@ def _stored(session: Session, key: LeaderboardKey) -> LeaderboardView | None:
             LeaderboardSnapshot.run_id == key.run_id,
             LeaderboardSnapshot.panel == (key.panel_id or 0),
             LeaderboardSnapshot.rounds == key.rounds,
-            LeaderboardSnapshot.version == _snapshot_version(key),
+            LeaderboardSnapshot.version == snapshot_version(key),
         )
     )
     if found is None:
@@ -579,7 +581,7 @@ def _store(session: Session, view: LeaderboardView) -> None:
                     run_id=key.run_id,
                     panel=key.panel_id or 0,
                     rounds=key.rounds,
-                    version=_snapshot_version(key),
+                    version=snapshot_version(key),
                     view=data,
                 )
             )

@@ -3,9 +3,6 @@ peak memory and the environment the numbers were measured in."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import hashlib
 import json
 import os
@@ -21,6 +18,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from app.memory import release_freed_memory
 from app.worker.contention import nvidia_smi
 
 T = TypeVar("T")
@@ -54,9 +52,7 @@ def reset_peak_memory(device: str) -> None:
     # RSS counts memory the allocator keeps after a free (loading's float32 weights, once
     # quantized): hand it back first, so the next peak is what the next phase needs. (CUDA's
     # max_memory_allocated counts live tensors only and needs no such step.)
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)  # glibc; elsewhere the peak stays conservative
+    release_freed_memory()
     try:
         with open(_CLEAR_REFS, "w", encoding="ascii") as handle:
             handle.write("5")
