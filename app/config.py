@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         ge=1,
         description="New anonymous raters per hour from one network; more get HTTP 429.",
     )
+    server_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the in-memory limits (set by `serve --workers`).",
+    )
     leaderboard_refresh_s: float = Field(
         default=3.0,
         ge=0.0,

@@ -113,3 +113,14 @@ def test_cli_serve_refuses_the_default_secret_off_loopback(tmp_path: Path, host:
     assert "FLUX_PLAYGROUND_SECRET_KEY is the default" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "x.db").exists()  # refused before touching anything
+
+
+def test_cli_serve_several_workers_need_postgresql(tmp_path: Path) -> None:
+    env = os.environ | {"FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    done = subprocess.run(
+        [str(CLI), "serve", "--workers", "2"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--workers 2 needs PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.db").exists()

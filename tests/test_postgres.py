@@ -102,3 +102,43 @@ def test_postgres_pages_and_api_read_the_run(
     assert response.status_code == 200, response.text[:500]
     # Every page and answer names the run, its variants or its prompts.
     assert any(name in response.text for name in ("webtest", "dev-turbo", "red bicycle"))
+
+
+@pytest.mark.parametrize("writable_demo", ["postgresql"], indirect=True)
+def test_postgres_several_server_processes_share_the_limits_and_lose_no_vote(
+    writable_demo: DemoData,
+) -> None:
+    """Two processes (`serve --workers 2`): a network's votes are limited to the limit in
+    all, not twice it; every vote answered 2xx is stored."""
+    import httpx
+    from bs4 import BeautifulSoup
+
+    from app.models import Vote
+    from app.web.devserver import serve_in_subprocess
+
+    settings = {
+        "FLUX_PLAYGROUND_DATABASE_URL": writable_demo.database_url,
+        "FLUX_PLAYGROUND_MEDIA_DIR": str(writable_demo.media_dir),
+        "FLUX_PLAYGROUND_SECRET_KEY": "several-processes-test",
+        "FLUX_PLAYGROUND_ARENA_NETWORK_VOTES_PER_MINUTE": "4",
+        "FLUX_PLAYGROUND_ARENA_NETWORK_NEW_RATERS_PER_HOUR": "100",
+    }
+    statuses = []
+    with serve_in_subprocess(settings, workers=2, timeout_s=60) as base:
+        for _ in range(12):
+            # A new connection (and cookie) each time: the kernel spreads them over both.
+            with httpx.Client(base_url=base) as client:
+                page = client.get("/arena", params={"run": writable_demo.run_id})
+                token = BeautifulSoup(page.text, "html.parser").select_one("input[name=token]")
+                assert token is not None
+                voted = client.post(
+                    "/arena/vote", data={"token": str(token["value"]), "outcome": "tie"}
+                )
+                statuses.append(voted.status_code)
+    stored = statuses.count(303)
+    assert set(statuses) <= {303, 429}
+    assert 1 <= stored <= 4, statuses  # 2 per process: 4 in all, never 8
+    engine = make_engine(writable_demo.database_url)
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Vote)) == stored
+    engine.dispose()

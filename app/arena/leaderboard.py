@@ -32,13 +32,14 @@ import pickle
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -710,6 +711,10 @@ def fmt_verdict(v: Verdict) -> str:
 # --- kept fresh after votes ----------------------------------------------------------------
 
 
+# Advisory lock ids of the refreshers (one per run), away from any other lock of the app.
+REFRESH_LOCK_BASE = 0x4C42_0000_0000  # "LB"
+
+
 class Refresher:
     """Recomputes a run's leaderboard (the open board: every counted vote, ROUNDS rounds) in
     the background after votes, so that the page, its poll, the API and the CLI find the
@@ -735,14 +740,33 @@ class Refresher:
             target=self._refresh, args=(run_id,), name="leaderboard-refresher", daemon=True
         ).start()
 
+    @contextmanager
+    def _only_process(self, run_id: int) -> Iterator[bool]:
+        """Whether this process is the one to compute now: on PostgreSQL with several server
+        processes, the holder of an advisory lock per run (the others' pages read the view
+        it stores); on SQLite, one process serves."""
+        if self._bind.dialect.name != "postgresql":
+            yield True
+            return
+        with self._bind.connect() as conn:
+            key = {"key": REFRESH_LOCK_BASE + run_id}
+            alone = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key))
+            try:
+                yield alone
+            finally:
+                if alone:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+
     def _refresh(self, run_id: int) -> None:
         while True:
             started = time.monotonic()
             try:
-                with Session(self._bind) as session:
-                    run = session.get(Run, run_id)
-                    if run is not None:
-                        leaderboard(session, run)
+                with self._only_process(run_id) as alone:
+                    if alone:
+                        with Session(self._bind) as session:
+                            run = session.get(Run, run_id)
+                            if run is not None:
+                                leaderboard(session, run)
             except Exception:  # the next vote tries again; the page computes on its own
                 log.exception("refreshing the leaderboard of run %s failed", run_id)
             time.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))

@@ -55,10 +55,10 @@ MAX_TRACKED_CLIENTS = 10_000
 class WrongTokens(SlidingWindowLimit):
     """Wrong admin tokens per client network over a sliding window, in this process."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(
-            MAX_WRONG_TOKENS, WRONG_TOKEN_WINDOW_S, clock=clock, max_keys=MAX_TRACKED_CLIENTS
-        )
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, limit: int = MAX_WRONG_TOKENS
+    ) -> None:
+        super().__init__(limit, WRONG_TOKEN_WINDOW_S, clock=clock, max_keys=MAX_TRACKED_CLIENTS)
 
 
 def _checked_token(request: Request, candidate: str, settings: Settings) -> bool:

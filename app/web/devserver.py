@@ -29,11 +29,14 @@ def serve_in_subprocess(
     *,
     timeout_s: float = 30.0,
     factory: str = "app.web.main:create_app",
+    workers: int = 1,
 ) -> Iterator[str]:
     """Start the app (from `factory`, importable from the repository root) with these
     FLUX_PLAYGROUND_* variables added to the environment, wait until `/healthz` answers,
-    yield its base URL, and stop it afterwards."""
+    yield its base URL, and stop it afterwards. `workers` > 1 serves from that many
+    processes, as `flux-playground serve --workers` does (PostgreSQL only)."""
     port = free_port()
+    several = ["--workers", str(workers)] if workers > 1 else []
     server = subprocess.Popen(
         [
             sys.executable,
@@ -48,8 +51,9 @@ def serve_in_subprocess(
             "--log-level",
             "warning",
             "--no-access-log",
+            *several,
         ],
-        env=os.environ | settings,
+        env=os.environ | {"FLUX_PLAYGROUND_SERVER_PROCESSES": str(workers)} | settings,
         cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"

@@ -3,6 +3,7 @@ imports torch (DESIGN.md: the worker and the web talk only through the DB and me
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine.dispose()
 
 
+def per_process(limit: int, processes: int) -> int:
+    """A limit's share for one of `processes` server processes (at least 1)."""
+    return max(1, math.ceil(limit / processes))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -59,10 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.writes = WriteQueue(engine, refusals=(ArenaError,))
     app.state.leaderboards = Refresher(engine, settings.leaderboard_refresh_s)
     app.state.arena_cache = ArenaCache()
+    # Limits counted in memory, each process its share: with `serve --workers N` a network
+    # gets the limit in all, not N times it (a client whose connections all reach one
+    # process gets that process's share: stricter, never looser).
+    processes = settings.server_processes
     app.state.network_votes = SlidingWindowLimit(
-        settings.arena_network_votes_per_minute, RATE_WINDOW_S
+        per_process(settings.arena_network_votes_per_minute, processes), RATE_WINDOW_S
     )
-    app.state.admin_wrong_tokens = admin.WrongTokens()
+    app.state.admin_wrong_tokens = admin.WrongTokens(
+        limit=per_process(admin.MAX_WRONG_TOKENS, processes)
+    )
 
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     # The ids of blind, unpublished runs, read at most once a second: every media request
