@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         description="Server processes sharing the in-memory limits (set by `serve --workers`).",
     )
     leaderboard_refresh_s: float = Field(
-        default=3.0,
+        default=2.0,
         ge=0.0,
         description="After votes, the leaderboard is recomputed in the background at most "
         "this often per run (a new vote shows within this plus one computation).",

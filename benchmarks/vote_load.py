@@ -61,7 +61,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select, text  # noqa: E402
+
+from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
+from app.models import Vote  # noqa: E402
 from app.web.devserver import serve_in_subprocess  # noqa: E402
 from benchmarks.loopback import LoopbackClient  # noqa: E402
 from benchmarks.noop_app import FACTORY, NOOP_PATH  # noqa: E402
@@ -139,20 +143,29 @@ def fresh_copy(source: Path, folder: Path) -> Path:
     return target
 
 
-def count_votes(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0])
+def count_votes(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT COUNT(*) FROM votes")).scalar_one())
+    finally:
+        engine.dispose()
 
 
-def missing_votes(db: Path, ids: list[int]) -> int:
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TEMP TABLE answered (id INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT INTO answered VALUES (?)", ((i,) for i in ids))
-        return int(
-            conn.execute(
-                "SELECT COUNT(*) FROM answered WHERE id NOT IN (SELECT id FROM votes)"
-            ).fetchone()[0]
-        )
+def missing_votes(url: str, ids: list[int]) -> int:
+    """How many of the vote ids answered 2xx are not in the database."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            found: set[int] = set()
+            for start in range(0, len(ids), 10_000):
+                chunk = ids[start : start + 10_000]
+                found |= set(
+                    conn.execute(select(Vote.id).where(Vote.id.in_(chunk))).scalars().all()
+                )
+            return len(set(ids) - found)
+    finally:
+        engine.dispose()
 
 
 async def fetch_token(http: LoopbackClient, run_id: int, tally: Tally) -> str | None:
@@ -302,9 +315,9 @@ async def measure(args: argparse.Namespace, base: str, run_id: int) -> Results:
     return Results(cycle, post_json, post_htmx, trivial)
 
 
-def server_settings(db: Path, media: Path) -> dict[str, str]:
+def server_settings(url: str, media: Path) -> dict[str, str]:
     return {
-        "FLUX_PLAYGROUND_DATABASE_URL": f"sqlite:///{db}",
+        "FLUX_PLAYGROUND_DATABASE_URL": url,
         "FLUX_PLAYGROUND_MEDIA_DIR": str(media.resolve()),
         "FLUX_PLAYGROUND_SECRET_KEY": secrets.token_urlsafe(32),
         # Many machine clients, not a person: the per-rater limit must not shape the load.
@@ -326,25 +339,41 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=5, help="alternations of vote and /healthz phases"
     )
+    parser.add_argument(
+        "--database-url",
+        help="measure on this database (e.g. PostgreSQL) instead of a copy of --db; "
+        "its votes are added to it",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only)")
     args = parser.parse_args()
-    if not args.db.exists():
-        raise SystemExit(f"{args.db}: no database; run `make demo` first")
     args.media.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="vote-load-") as folder:
-        db = fresh_copy(args.db, Path(folder))
-        with sqlite3.connect(db) as conn:
-            (run_id,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
-        with serve_in_subprocess(server_settings(db, args.media), factory=FACTORY) as base:
-            # Warm up (templates, SQLite pages) with a few votes that are not measured.
+        if args.database_url:
+            url = args.database_url
+            upgrade(url)
+        else:
+            if not args.db.exists():
+                raise SystemExit(f"{args.db}: no database; run `make demo` first")
+            url = f"sqlite:///{fresh_copy(args.db, Path(folder))}"
+        if args.workers > 1 and url.startswith("sqlite"):
+            raise SystemExit("--workers > 1 needs PostgreSQL (--database-url)")
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            run_id = conn.execute(text("SELECT MAX(id) FROM runs")).scalar_one()
+        engine.dispose()
+        with serve_in_subprocess(
+            server_settings(url, args.media), factory=FACTORY, workers=args.workers, timeout_s=60
+        ) as base:
+            # Warm up (templates, database pages) with a few votes that are not measured.
             warm = asyncio.run(cycle_load(base, run_id, 2, 10, 30, args.seed - 1000))
             if not warm.vote_ids:
                 raise SystemExit(f"warm-up votes refused: {dict(warm.refused)}")
-            before = count_votes(db)
+            before = count_votes(url)
             results = asyncio.run(measure(args, base, run_id))
-        stored = count_votes(db) - before
+        stored = count_votes(url) - before
         ids = [i for tally in results.phases for i in tally.vote_ids]
-        missing = missing_votes(db, ids)
+        missing = missing_votes(url, ids)
     report(args, run_id, results, stored, missing)
 
 
@@ -361,9 +390,15 @@ def report(
     args: argparse.Namespace, run_id: int, results: Results, stored: int, missing: int
 ) -> None:
     healthz, noop = (results.trivial[path] for path in TRIVIAL)
+    where = (
+        f"{args.database_url.split('@')[-1]} ({args.workers} server process"
+        f"{'es' if args.workers > 1 else ''})"
+        if args.database_url
+        else f"a migrated copy of {args.db}"
+    )
     print(
-        f"\n{args.clients} concurrent raters, {args.votes} votes per phase, "
-        f"run {run_id} of a migrated copy of {args.db}\n"
+        f"\n{args.clients} concurrent raters, {args.votes} votes per phase, run {run_id} "
+        f"of {where}\n"
     )
     print(
         "| phase | votes/s | vote POST p50 / p99 | arena GET p50 / p99 "

@@ -88,7 +88,7 @@ def main() -> None:
         db = fresh_copy(args.db, Path(folder))
         url = f"sqlite:///{db}"
         todo = ballots(url, 2 * args.votes)
-        before = count_votes(db)
+        before = count_votes(url)
         engine = make_engine(url)
         rows = []
         for label, part, in_flight in (
@@ -100,7 +100,7 @@ def main() -> None:
             mean_batch = sum(queue.batches) / len(queue.batches)
             rows.append((label, args.votes / seconds, mean_batch))
         engine.dispose()
-        stored = count_votes(db) - before
+        stored = count_votes(url) - before
     print(f"\n{args.votes} votes each way, one rater, a migrated copy of {args.db}\n")
     print("| storing | votes/s | mean batch |")
     print("|---|---:|---:|")
