@@ -44,8 +44,10 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[Path]:
-    """Start a server; yield its socket folder; stop it and remove everything."""
+def postgres_server(*, durable: bool = False) -> Iterator[Path]:
+    """Start a server; yield its socket folder; stop it and remove everything. Tests run it
+    without fsync (nothing to keep); `durable` (benchmarks) keeps PostgreSQL's defaults, so
+    a commit waits for the disk as it would in production."""
     folder = Path(tempfile.mkdtemp(prefix="flux-playground-pg-"))
     try:
         if os.geteuid() == 0:
@@ -60,10 +62,9 @@ def postgres_server() -> Iterator[Path]:
             capture_output=True,
         )
         # Each test's app keeps a small pool open until it shuts down: room for many.
-        options = (
-            f"-c listen_addresses='' -k {folder} -c fsync=off -c full_page_writes=off"
-            " -c max_connections=300"
-        )
+        options = f"-c listen_addresses='' -k {folder} -c max_connections=300"
+        if not durable:
+            options += " -c fsync=off -c full_page_writes=off"
         subprocess.run(
             _as_server_user(
                 [
