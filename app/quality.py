@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from scipy import stats
+from scipy import special
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -463,7 +463,7 @@ def mean_interval(
     mean = float(np.mean(values))
     if n == 1:
         return mean, None, None
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * float(np.std(values, ddof=1))
+    half = float(special.stdtrit(n - 1, (1 + confidence) / 2)) * float(np.std(values, ddof=1))
     half /= math.sqrt(n)
     return mean, mean - half, mean + half
 
@@ -581,7 +581,7 @@ def _mean_interval_from_sums(
     if n == 1:
         return mean, None, None
     variance = max(0.0, (squares - n * mean * mean) / (n - 1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * math.sqrt(variance / n)
+    half = float(special.stdtrit(n - 1, (1 + confidence) / 2)) * math.sqrt(variance / n)
     return mean, mean - half, mean + half
 
 

@@ -46,7 +46,7 @@ class CatalogImage:
     """One variant's image of one prompt and seed: what a matchup and its reveal show."""
 
     path: str
-    sha256: str
+    version: str  # the image's sha256, first 12 hex digits: its URL's cache key (media_url)
     width: int
     height: int
     latency_s: float
@@ -54,7 +54,7 @@ class CatalogImage:
 
     @property
     def media_url(self) -> str:
-        return f"/media/{self.path}?v={self.sha256[:12]}"
+        return f"/media/{self.path}?v={self.version}"
 
 
 @dataclass
@@ -113,7 +113,7 @@ def load_catalog(
     ):
         images[row.variant_id][(row.prompt_id, row.seed)] = CatalogImage(
             path=row.image_path,
-            sha256=row.image_sha256,
+            version=row.image_sha256[:12],
             width=row.width,
             height=row.height,
             latency_s=row.latency_s,

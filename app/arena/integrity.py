@@ -148,9 +148,10 @@ def find_anomalies_coded(
     ~0.1 s (benchmarks/ranking_speed.py)."""
     if len(left) == 0:
         return []
-    # Imported here: scipy.stats takes a second to import, and a process that only reads a
-    # stored leaderboard (the CLI) never tests anyone.
-    from scipy.stats import binom, norm
+    # Imported here: a process that only reads a stored leaderboard (the CLI) never tests
+    # anyone. scipy.special, not scipy.stats: the same functions for a third of the memory
+    # (46 MB less in every server process) and of the import time.
+    from scipy.special import bdtrc, ndtr
 
     m = _members(rater, network, rater_names, network_names)
     n_subjects, n_variants = len(m.names), len(names)
@@ -163,7 +164,10 @@ def find_anomalies_coded(
     n = _sums(m.subject, n_subjects)
     n_left = _sums(m.subject, n_subjects, won_left)
     majority = np.maximum(n_left, n - n_left)
-    p_side = np.minimum(1.0, 2.0 * binom.sf(majority - 1, n, SIDE_SHARE))
+    # (Counts as integers: scipy.special takes a float count but warns that it is deprecated.)
+    p_side = np.minimum(
+        1.0, 2.0 * bdtrc((majority - 1).astype(np.int64), n.astype(np.int64), SIDE_SHARE)
+    )
     tested = n >= MIN_VOTES
 
     # 2. Off consensus: the log-likelihood of the choices against its mean and variance.
@@ -181,7 +185,7 @@ def find_anomalies_coded(
     ll_var = _sums(m.subject, n_subjects, term_var)
     off_tested = tested & (m_usable >= MIN_VOTES) & (ll_var > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_off = np.where(off_tested, norm.cdf((ll - ll_mean) / np.sqrt(ll_var)), 1.0)
+        p_off = np.where(off_tested, ndtr((ll - ll_mean) / np.sqrt(ll_var)), 1.0)
 
     # 3. One variant: per (subject, variant), its wins against the wins the model expects.
     keys = np.concatenate([m.subject * n_variants + winner, m.subject * n_variants + loser])
@@ -195,7 +199,7 @@ def find_anomalies_coded(
     var = _sums(keys, size, p_win * (1 - p_win) * ok).reshape(n_subjects, n_variants)
     variant_tested = tested[:, None] & (games >= MIN_VOTES) & (var > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_variant = np.where(variant_tested, norm.sf((wins - 0.5 - expected) / np.sqrt(var)), 1.0)
+        p_variant = np.where(variant_tested, ndtr(-(wins - 0.5 - expected) / np.sqrt(var)), 1.0)
 
     # Bonferroni within each subject; the smallest p-value names the reason.
     tests_run = 1 + off_tested + variant_tested.sum(axis=1)

@@ -46,12 +46,12 @@ class VoteTable:
     left: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     right: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     outcome: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
-    category: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    prompt: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # prompt id
+    category: NDArray[np.int16] = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    prompt: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # prompt id
     seed: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rater: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     network: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    panel: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # 0: none
+    panel: SmallArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # 0: none
     raters: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     rater_codes: dict[str, int] = field(default_factory=dict)
@@ -147,14 +147,14 @@ def _columns(table: VoteTable, rows: Sequence[Row[Any]]) -> dict[str, np.ndarray
         "left": np.asarray([index[v] for v in lefts], dtype=np.int32),
         "right": np.asarray([index[v] for v in rights], dtype=np.int32),
         "outcome": np.asarray([_OUTCOME_CODE[o] for o in outcomes], dtype=np.int8),
-        "category": np.asarray([table.category_of_prompt[p] for p in prompts], dtype=np.int32),
-        "prompt": np.asarray(prompts, dtype=np.int64),
+        "category": np.asarray([table.category_of_prompt[p] for p in prompts], dtype=np.int16),
+        "prompt": np.asarray(prompts, dtype=np.int32),
         "seed": np.asarray(seeds, dtype=np.int64),
         "rater": np.asarray(
             [_code(table.rater_codes, table.raters, r) for r in raters], dtype=np.int32
         ),
         "network": np.asarray(network_code, dtype=np.int32),
-        "panel": np.asarray([p or 0 for p in panels], dtype=np.int64),
+        "panel": np.asarray([p or 0 for p in panels], dtype=np.int32),
     }
 
 

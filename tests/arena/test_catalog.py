@@ -37,7 +37,7 @@ def test_arena_catalog_holds_finished_variants_and_their_images(demo_data: DemoD
 
 
 def image(n: int) -> CatalogImage:
-    return CatalogImage(path=f"{n}.png", sha256="0" * 64, width=8, height=8, latency_s=1, steps=4)
+    return CatalogImage(path=f"{n}.png", version="0" * 12, width=8, height=8, latency_s=1, steps=4)
 
 
 def test_arena_catalog_common_images_are_the_intersection_in_a_stable_order() -> None:
