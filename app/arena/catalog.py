@@ -67,6 +67,7 @@ class RunCatalog:
     prompts: dict[int, str]
     marker: tuple[object, ...] = ()  # catalog_marker when it was loaded
     _common: dict[tuple[int, int], list[ImageKey]] = field(default_factory=dict, repr=False)
+    _keys: dict[int, list[ImageKey]] = field(default_factory=dict, repr=False)
 
     def contender(self, variant_id: int) -> Contender:
         """Raises LookupError for a variant that is not (or no longer) finished."""
@@ -74,6 +75,13 @@ class RunCatalog:
             if contender.id == variant_id:
                 return contender
         raise LookupError(f"variant {variant_id} is not a finished variant of run {self.run_id}")
+
+    def image_keys(self, variant_id: int) -> list[ImageKey]:
+        """The (prompt, seed) images one variant has, in a stable order (kept)."""
+        found = self._keys.get(variant_id)
+        if found is None:
+            found = self._keys[variant_id] = sorted(self.images.get(variant_id, {}))
+        return found
 
     def common_images(self, left_id: int, right_id: int) -> list[ImageKey]:
         """The (prompt, seed) images both variants have, in a stable order."""

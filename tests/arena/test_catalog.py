@@ -54,6 +54,30 @@ def test_arena_catalog_common_images_are_the_intersection_in_a_stable_order() ->
     assert catalog.common_images(1, 1) == [(1, 0), (1, 1), (3, 0)]
 
 
+def test_arena_matchup_image_is_uniform_over_the_common_ones() -> None:
+    """One side has 40 images, the other 3 of them: every pick is one of the 3, each about a
+    third of the time (rejection sampling, then the list when the draws keep missing)."""
+    from collections import Counter
+
+    import app.arena.matchups as matchups
+
+    catalog = RunCatalog(
+        run_id=1,
+        contenders=[Contender(1, "a", None), Contender(2, "b", None)],
+        images={
+            1: {(p, 0): image(p) for p in range(40)},
+            2: {(p, 0): image(100 + p) for p in (5, 17, 33)},
+        },
+        prompts={p: str(p) for p in range(40)},
+    )
+    rng = random.Random(1)
+    seen = Counter(
+        matchups._common_image(catalog, *catalog.contenders, rng)[0] for _ in range(3000)
+    )
+    assert set(seen) == {5, 17, 33}
+    assert all(abs(n / 3000 - 1 / 3) < 0.04 for n in seen.values())
+
+
 def test_arena_catalog_pair_without_a_common_image_is_a_clear_409() -> None:
     catalog = RunCatalog(
         run_id=1,
