@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.memo import TTLMemo
-from app.models import Generation, Job, JobStatus
+from app.models import Generation, Job, JobStatus, Run, RunStatus
 
 PROGRESS_TTL_S = 1.0
+LIVE_STATUSES = (RunStatus.pending, RunStatus.running)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class RunJobs:
 
 
 _jobs: TTLMemo[str, dict[int, RunJobs]] = TTLMemo(PROGRESS_TTL_S, max_stale_s=60.0)
+# Ended runs' counts, by their end: exact, kept for an hour (then re-read, still exact).
+_ended: TTLMemo[tuple[str, int, str, str], RunJobs] = TTLMemo(3600.0, maxsize=256)
 _latency: TTLMemo[tuple[str, int], dict[int, tuple[float, int]]] = TTLMemo(
     PROGRESS_TTL_S, max_stale_s=60.0
 )
@@ -51,20 +54,22 @@ def _url(session: Session) -> str:
     return session.get_bind().engine.url.render_as_string(hide_password=False)
 
 
-def _read_jobs(session: Session) -> dict[int, RunJobs]:
+def _read_jobs(session: Session, run_id: int | None = None) -> dict[int, RunJobs]:
+    """Job counts of every run (or of one)."""
+    where = [] if run_id is None else [Job.run_id == run_id]
     counts: dict[int, dict[int, dict[JobStatus, int]]] = defaultdict(lambda: defaultdict(dict))
-    for run_id, variant_id, status, n in session.execute(
-        select(Job.run_id, Job.variant_id, Job.status, func.count()).group_by(
-            Job.run_id, Job.variant_id, Job.status
-        )
+    for rid, variant_id, status, n in session.execute(
+        select(Job.run_id, Job.variant_id, Job.status, func.count())
+        .where(*where)
+        .group_by(Job.run_id, Job.variant_id, Job.status)
     ):
-        counts[run_id][variant_id][JobStatus(status)] = n
+        counts[rid][variant_id][JobStatus(status)] = n
     last = dict(
-        session.execute(select(Job.run_id, func.max(Job.finished_at)).group_by(Job.run_id)).all()
+        session.execute(
+            select(Job.run_id, func.max(Job.finished_at)).where(*where).group_by(Job.run_id)
+        ).all()
     )
-    return {
-        run_id: RunJobs(dict(by_variant), last.get(run_id)) for run_id, by_variant in counts.items()
-    }
+    return {rid: RunJobs(dict(by_variant), last.get(rid)) for rid, by_variant in counts.items()}
 
 
 def run_jobs(session: Session) -> dict[int, RunJobs]:
@@ -76,6 +81,22 @@ def run_jobs(session: Session) -> dict[int, RunJobs]:
             return _read_jobs(own)
 
     return _jobs.get(_url(session), read)
+
+
+def jobs_of(session: Session, run: Run) -> RunJobs:
+    """One run's job counts: from the once-a-second read while it runs; exact once it has
+    ended (read then, and kept: an ended run's counts do not change), so the page that shows
+    a run as done shows its final counts, not the last second's."""
+    if run.status in LIVE_STATUSES:
+        return run_jobs(session).get(run.id, RunJobs())
+    bind = session.get_bind()
+
+    def read() -> RunJobs:
+        with Session(bind) as own:
+            return _read_jobs(own, run.id).get(run.id, RunJobs())
+
+    key = (_url(session), run.id, str(run.status), str(run.finished_at))
+    return _ended.get(key, read)
 
 
 def run_latencies(session: Session, run_id: int) -> dict[int, tuple[float, int]]:
@@ -99,4 +120,5 @@ def run_latencies(session: Session, run_id: int) -> dict[int, tuple[float, int]]
 def forget() -> None:
     """Drop what was read (after a change made in this process that a page must show now)."""
     _jobs.clear()
+    _ended.clear()
     _latency.clear()

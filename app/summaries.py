@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import costs
 from app.models import JobStatus, Run, Variant
-from app.progress import RunJobs, run_jobs
+from app.progress import jobs_of
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def variant_summaries(
             .order_by(Variant.position)
         )
     )
-    jobs = run_jobs(session).get(run.id, RunJobs())
+    jobs = jobs_of(session, run)
     counts: dict[tuple[int, str], int] = {
         (variant_id, status): n
         for variant_id, by_status in jobs.by_variant.items()

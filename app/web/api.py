@@ -35,7 +35,7 @@ from app.arena.leaderboard import leaderboard, leaderboard_data
 from app.config import Settings
 from app.csv_cells import csv_cell
 from app.models import Generation, JobStatus, Prompt, Run, Variant
-from app.progress import run_jobs
+from app.progress import jobs_of
 from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
 from app.web.selection import select_panel
@@ -77,15 +77,16 @@ def _run_or_404(session: Session, run_id: int) -> Run:
     return run
 
 
-def _job_counts(session: Session) -> dict[int, dict[str, int]]:
-    """run id -> jobs_done, jobs_failed, jobs_total (app/progress.py: read once a second)."""
+def _job_counts(session: Session, run: Run) -> dict[str, int] | None:
+    """jobs_done, jobs_failed, jobs_total (app/progress.py: once a second while the run
+    runs, exact once it has ended); None for a run without jobs."""
+    jobs = jobs_of(session, run)
+    if not jobs.by_variant:
+        return None
     return {
-        run_id: {
-            "jobs_done": jobs.total(JobStatus.done),
-            "jobs_failed": jobs.total(JobStatus.failed),
-            "jobs_total": jobs.total(),
-        }
-        for run_id, jobs in run_jobs(session).items()
+        "jobs_done": jobs.total(JobStatus.done),
+        "jobs_failed": jobs.total(JobStatus.failed),
+        "jobs_total": jobs.total(),
     }
 
 
@@ -172,17 +173,15 @@ def _csv_filename(run: Run, what: str) -> str:
 
 @router.get("/runs", summary="List runs, latest first")
 def list_runs(session: SessionDep) -> list[RunOut]:
-    counts = _job_counts(session)
     runs = session.scalars(select(Run).order_by(Run.id.desc()))
-    return [RunOut(**_run_fields(run, counts.get(run.id))) for run in runs]
+    return [RunOut(**_run_fields(run, _job_counts(session, run))) for run in runs]
 
 
 @router.get("/runs/{run_id}", responses=NOT_FOUND, summary="One run and its environment")
 def get_run(session: SessionDep, run_id: RunId) -> RunDetailOut:
     run = _run_or_404(session, run_id)
-    counts = _job_counts(session).get(run_id)
     return RunDetailOut(
-        **_run_fields(run, counts),
+        **_run_fields(run, _job_counts(session, run)),
         prompt_set=run.prompt_set,
         warmup=run.warmup,
         repeats=run.repeats,

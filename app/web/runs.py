@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import JobStatus, Run, RunStatus, Variant
-from app.progress import RunJobs, run_jobs, run_latencies
+from app.progress import jobs_of, run_latencies
 from app.summaries import public_environment
 from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
@@ -91,12 +91,13 @@ def _counts(by_status: dict[JobStatus, int]) -> Counts:
     return Counts(**{status.value: n for status, n in by_status.items()})
 
 
-def run_counts(session: Session) -> dict[int, Counts]:
-    """Job counts of every run (app/progress.py: read once a second)."""
+def run_counts(session: Session, runs: list[Run]) -> dict[int, Counts]:
+    """Job counts of these runs (app/progress.py: once a second while a run runs, exact
+    once it has ended)."""
     out: dict[int, Counts] = defaultdict(Counts)
-    for run_id, jobs in run_jobs(session).items():
-        for by_status in jobs.by_variant.values():
-            out[run_id] = out[run_id] + _counts(by_status)
+    for run in runs:
+        for by_status in jobs_of(session, run).by_variant.values():
+            out[run.id] = out[run.id] + _counts(by_status)
     return out
 
 
@@ -104,7 +105,7 @@ def run_progress(session: Session, run: Run) -> RunProgress:
     variants = list(
         session.scalars(select(Variant).where(Variant.run_id == run.id).order_by(Variant.position))
     )
-    jobs = run_jobs(session).get(run.id, RunJobs())
+    jobs = jobs_of(session, run)
     counts = {vid: _counts(by_status) for vid, by_status in jobs.by_variant.items()}
     latency = run_latencies(session, run.id)
     images = sum(n for _, n in latency.values())
@@ -185,11 +186,12 @@ HELPERS: dict[str, Any] = {"when": fmt_when, "iso": iso, "duration": fmt_duratio
 
 @router.get("/runs", response_class=HTMLResponse, summary="Runs page")
 def runs_page(request: Request, session: SessionDep) -> Response:
+    runs = all_runs(session)
     context: dict[str, Any] = {
         "nav": "runs",
         "run": None,
-        "runs": all_runs(session),
-        "counts": run_counts(session),
+        "runs": runs,
+        "counts": run_counts(session, runs),
         "empty_counts": Counts(),
         **HELPERS,
     }

@@ -1,0 +1,34 @@
+"""app/progress.py: job counts read once a second while a run runs, exact once it ended."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from app.db import make_engine, session_scope
+from app.models import Job, JobStatus, Run, RunStatus
+from app.progress import jobs_of
+from tests.conftest import DemoData
+
+
+def test_progress_ended_run_counts_are_exact_not_last_seconds(writable_demo: DemoData) -> None:
+    engine = make_engine(writable_demo.database_url)
+    run_id = writable_demo.run_id
+    with session_scope(engine) as session:
+        session.execute(update(Run).where(Run.id == run_id).values(status=RunStatus.running))
+        job = session.scalars(
+            select(Job).where(Job.run_id == run_id, Job.status == JobStatus.done).limit(1)
+        ).one()
+        job.status = JobStatus.running
+    with session_scope(engine) as session:
+        running = jobs_of(session, session.get_one(Run, run_id))
+        done_while_running = running.total(JobStatus.done)
+    # The last job finishes and the run ends within the same second: the ended run's page
+    # must show the final count, not the once-a-second read from before.
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.done))
+        session.execute(update(Run).where(Run.id == run_id).values(status=RunStatus.done))
+    with session_scope(engine) as session:
+        ended = jobs_of(session, session.get_one(Run, run_id))
+        assert ended.total(JobStatus.done) == done_while_running + 1
+        assert ended.total(JobStatus.running) == 0
+    engine.dispose()
