@@ -24,8 +24,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import JobStatus, Run, RunStatus, Variant
-from app.progress import jobs_of, run_latencies
+from app.models import JobStatus, Run, Variant
+from app.progress import LIVE_STATUSES, jobs_of, run_latencies
 from app.summaries import public_environment
 from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
@@ -35,7 +35,6 @@ from app.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 PROGRESS_TARGET = "run-progress"
-LIVE_STATUSES = (RunStatus.pending, RunStatus.running)
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def run_progress(session: Session, run: Run) -> RunProgress:
     )
     jobs = jobs_of(session, run)
     counts = {vid: _counts(by_status) for vid, by_status in jobs.by_variant.items()}
-    latency = run_latencies(session, run.id)
+    latency = run_latencies(session, run)
     images = sum(n for _, n in latency.values())
     run_mean = sum(s for s, _ in latency.values()) / images if images else None
 
