@@ -606,19 +606,19 @@ def online_elo(
 
     A secondary view only: unlike Bradley–Terry it depends on the order of the votes.
     """
-    rating = {name: base for name in names}
-    for left, right, outcome in votes:
-        if left not in rating or right not in rating:
-            raise ValueError(f"vote ({left!r}, {right!r}) names a variant not in {list(names)}")
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
-        score = {"left": 1.0, "right": 0.0}.get(outcome, 0.5)
-        expected = 1.0 / (1.0 + 10.0 ** ((rating[right] - rating[left]) / scale))
-        # Both updates use the ratings from before this vote: the zero-sum Elo step.
-        delta = k * (score - expected)
-        rating[left] += delta
-        rating[right] -= delta
-    return rating
+    index = {name: i for i, name in enumerate(names)}
+    left, right, outcome = [], [], []
+    for a, b, result in votes:
+        if a not in index or b not in index:
+            raise ValueError(f"vote ({a!r}, {b!r}) names a variant not in {list(names)}")
+        if result not in OUTCOMES:
+            raise ValueError(f"unknown outcome {result!r}; expected one of {list(OUTCOMES)}")
+        left.append(index[a])
+        right.append(index[b])
+        outcome.append(OUTCOMES.index(result))
+    return online_elo_coded(
+        names, np.array(left), np.array(right), np.array(outcome), k=k, scale=scale, base=base
+    )
 
 
 def online_elo_coded(
@@ -631,12 +631,14 @@ def online_elo_coded(
     scale: float = ELO_SCALE,
     base: float = ELO_BASE,
 ) -> dict[str, float]:
-    """online_elo on votes as arrays (see count_coded). Sequential by nature: a plain loop
-    over Python ints (a million votes in well under a second)."""
+    """online_elo on votes as arrays (see count_coded); online_elo checks and codes its
+    votes, then calls this. Sequential by nature: a plain loop over Python ints (a million
+    votes in well under a second)."""
     rating = [base] * len(names)
-    score_of = (1.0, 0.0, 0.5, 0.5)
+    score_of = (1.0, 0.0, 0.5, 0.5)  # left, right, tie, both_bad: ties score half
     for i, j, o in zip(left.tolist(), right.tolist(), outcome.tolist(), strict=True):
         expected = 1.0 / (1.0 + 10.0 ** ((rating[j] - rating[i]) / scale))
+        # Both updates use the ratings from before this vote: the zero-sum Elo step.
         delta = k * (score_of[o] - expected)
         rating[i] += delta
         rating[j] -= delta
