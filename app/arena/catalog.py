@@ -140,6 +140,34 @@ def load_catalog(
     )
 
 
+def pair_vote_counts(
+    session: Session,
+    run_id: int,
+    *,
+    after: int = 0,
+    upto: int | None = None,
+    add_to: dict[frozenset[int], int] | None = None,
+) -> dict[frozenset[int], int]:
+    """Votes per unordered variant pair (attention checks excluded), of the votes with ids
+    in (after, upto]; added to a copy of `add_to` (the tally so far) when given."""
+    counts = dict(add_to or {})
+    query = (
+        select(VOTES.c.left_variant_id, VOTES.c.right_variant_id, func.count())
+        .where(
+            VOTES.c.run_id == run_id,
+            VOTES.c.id > after,
+            VOTES.c.attention_check.is_(False),
+        )
+        .group_by(VOTES.c.left_variant_id, VOTES.c.right_variant_id)
+    )
+    if upto is not None:
+        query = query.where(VOTES.c.id <= upto)
+    for left, right, n in session.execute(query):
+        key = frozenset((left, right))
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
 def catalog_marker(session: Session, run_id: int) -> tuple[object, ...]:
     """What changes when a catalog would: the run's newest image and its variants' states.
     Two small reads (an index probe and the run's variants), against the 78k rows a big
@@ -198,18 +226,6 @@ class ArenaCache:
             upto = session.scalar(select(func.max(VOTES.c.id)).where(VOTES.c.run_id == run_id))
             if upto is None or upto <= last:
                 return dict(counts)
-            counts = dict(counts)
-            for left, right, n in session.execute(
-                select(VOTES.c.left_variant_id, VOTES.c.right_variant_id, func.count())
-                .where(
-                    VOTES.c.run_id == run_id,
-                    VOTES.c.id > last,
-                    VOTES.c.id <= upto,
-                    VOTES.c.attention_check.is_(False),
-                )
-                .group_by(VOTES.c.left_variant_id, VOTES.c.right_variant_id)
-            ):
-                key = frozenset((left, right))
-                counts[key] = counts.get(key, 0) + n
+            counts = pair_vote_counts(session, run_id, after=last, upto=upto, add_to=counts)
             self._pairs[run_id] = (upto, counts)
             return dict(counts)

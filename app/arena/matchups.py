@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from app.arena.catalog import Contender, RunCatalog, load_catalog
-from app.models import Matchup, Panel, Rater, Run, Vote
+from app.arena.catalog import VOTES, Contender, RunCatalog, load_catalog, pair_vote_counts
+from app.models import Matchup, Panel, Rater, Run
 
 TOKEN_SALT = "flux-playground.arena.matchup"
 ATTENTION_RATE = 0.08
@@ -55,19 +55,6 @@ class ArenaError(Exception):
 
 
 # 1. The pair.
-
-
-def pair_vote_counts(session: Session, run_id: int) -> dict[frozenset[int], int]:
-    """Counted votes per unordered variant pair (attention checks excluded)."""
-    counts: dict[frozenset[int], int] = {}
-    for left, right, n in session.execute(
-        select(Vote.left_variant_id, Vote.right_variant_id, func.count())
-        .where(Vote.run_id == run_id, Vote.attention_check.is_(False))
-        .group_by(Vote.left_variant_id, Vote.right_variant_id)
-    ):
-        key = frozenset((left, right))
-        counts[key] = counts.get(key, 0) + n
-    return counts
 
 
 @dataclass(frozen=True)
@@ -248,7 +235,6 @@ def open_offer(secret_key: str, token: str, max_age_s: int) -> Offer:
 
 _panels = cast(Table, Panel.__table__)
 RATERS = cast(Table, Rater.__table__)
-VOTES = cast(Table, Vote.__table__)
 MATCHUPS = cast(Table, Matchup.__table__)
 # The votes of the rater bound to :rater so far (index range count on votes(rater_id, ...)).
 RATER_VOTES = select(func.count()).where(VOTES.c.rater_id == bindparam("rater")).scalar_subquery()

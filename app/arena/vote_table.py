@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Row, String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from app.arena.matchups import VOTES
+from app.arena.catalog import VOTES
 from app.models import Prompt, Variant
 
 OUTCOMES = ("left", "right", "tie", "both_bad")
