@@ -106,8 +106,7 @@ def test_arena_catalog_pair_without_a_common_image_is_a_clear_409() -> None:
 def test_arena_cache_reads_only_what_changed(writable_demo: DemoData) -> None:
     """Pair counts are tallied from the votes stored since the last tally, and equal a full
     count; a catalog is read again only when the run's images or variants changed."""
-    from app.arena.catalog import ArenaCache
-    from app.arena.catalog import pair_vote_counts
+    from app.arena.catalog import ArenaCache, pair_vote_counts
     from app.models import VariantStatus
     from tests.arena.test_leaderboard import add_votes
 
