@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -248,28 +248,7 @@ def metric_agreement(
     )
 
 
-# Agreement reports by (board key, metrics version): a report is a bootstrap over every
-# decided vote, so it is computed once per change of votes or metrics, not per page view.
-_reports: OrderedDict[tuple[object, ...], AgreementReport] = OrderedDict()
-_reports_lock = threading.Lock()
-REPORTS_KEPT = 32
-
-
-def cached_metric_agreement(session: Session, view: LeaderboardView) -> AgreementReport:
-    """metric_agreement, computed again only when the board's votes or the run's metrics
-    changed (app/quality.py metrics_version: two index probes)."""
-    key = (view.key, metrics_version(session))
-    with _reports_lock:
-        cached = _reports.get(key)
-        if cached is not None:
-            _reports.move_to_end(key)
-            return cached
-    report = metric_agreement(session, view)
-    with _reports_lock:
-        _reports[key] = report
-        while len(_reports) > REPORTS_KEPT:
-            _reports.popitem(last=False)
-    return report
+_lock = threading.Lock()
 
 
 # For the live page: the board's latest report, recomputed in the background when its votes
@@ -295,7 +274,7 @@ def page_agreement(session: Session, view: LeaderboardView) -> AgreementReport |
     board = (view.key.database, view.run_id, view.panel_id, view.key.rounds)
     key = (view.key, metrics_version(session))
     now = time.monotonic()
-    with _reports_lock:
+    with _lock:
         entry = _page_reports.get(board)
         due = entry is None or (
             entry.key != key
@@ -318,7 +297,7 @@ def page_agreement(session: Session, view: LeaderboardView) -> AgreementReport |
                 release_freed_memory()
             except Exception:
                 log.exception("agreement report of run %s failed", view.run_id)
-            with _reports_lock:
+            with _lock:
                 entry.computing = False
                 if report is not None:
                     entry.report = report

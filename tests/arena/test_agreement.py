@@ -126,23 +126,37 @@ def test_bootstrap_share_is_seeded_and_covers_the_share() -> None:
 
 
 def test_agreement_cached_until_votes_or_metrics_change(
-    writable_demo: DemoData, engine: Engine
+    writable_demo: DemoData, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.arena.agreement import cached_metric_agreement
+    """The page's report (app.arena.agreement.page_agreement): computed in the background,
+    the same report while nothing changed, a new one after a metric or a vote."""
+    import time
 
+    from app.arena import agreement
+
+    monkeypatch.setattr(agreement, "PAGE_REPORT_INTERVAL_S", 0.0)
     url, run_id = writable_demo.database_url, writable_demo.run_id
     add_votes(url, run_id, [(a, b, _for_higher(a, b)) for a, b in PAIRS] * 2)
 
-    def cached() -> AgreementReport:
+    def cached() -> AgreementReport | None:
         with Session(engine) as session:
             view = leaderboard(session, session.get_one(Run, run_id), rounds=50)
-            return cached_metric_agreement(session, view)
+            return agreement.page_agreement(session, view)
 
-    first = cached()
+    def next_report(after: AgreementReport | None) -> AgreementReport:
+        deadline = time.monotonic() + 30
+        while True:
+            report = cached()
+            if report is not None and report is not after:
+                return report
+            assert time.monotonic() < deadline, "no new report"
+            time.sleep(0.05)
+
+    first = next_report(None)
     assert cached() is first  # nothing changed: the same report, not a new bootstrap
     add_metric(engine, run_id, "clip_score", CLIP)
-    with_metric = cached()
+    with_metric = next_report(first)
     assert with_metric is not first
     assert next(r for r in with_metric.rows if r.metric == "clip_score").n == 6
     add_votes(url, run_id, [("dev", "schnell", "left")])
-    assert cached() is not with_metric
+    assert next_report(with_metric) is not with_metric
