@@ -24,33 +24,35 @@ import platform
 
 import numpy as np
 
-from app.arena.ranking import count_clusters, count_votes, fit_bradley_terry
+from app.arena.ranking import PairCounts, count_clusters, count_votes, fit_bradley_terry
 
 NAMES = ("ref", "a", "b")
 PAIRS = ((0, 1), (0, 2), (1, 2))
 THETA = np.array([0.0, 0.3, -0.4])
 TASTE = np.array([0.0, 1.0, 0.6])
 SHAPES = ((60, 20), (200, 6), (20, 60), (1200, 1))
+GAMES = 10**9
 
 
 def population_rating_of_a() -> float:
+    """What the ratings converge to with ever more raters, pairs equally often: Bradley–Terry
+    fitted to the population's win probabilities (each averaged over a million tastes),
+    as counts of a billion games per pair."""
     rng = np.random.default_rng(123)
     strengths = THETA + rng.normal(size=(1_000_000, 3)) * TASTE
-    p = np.zeros((3, 3))
+    wins = np.zeros((3, 3), dtype=np.int64)
     for i, j in PAIRS:
-        p[i, j] = float(np.mean(1 / (1 + np.exp(strengths[:, j] - strengths[:, i]))))
-        p[j, i] = 1 - p[i, j]
-    # Bradley–Terry on the expected counts (equal games per pair), by MM, ref pinned.
-    s = np.ones(3)
-    for _ in range(10_000):
-        wins = p.sum(axis=1)
-        denom = np.array([sum(1 / (s[i] + s[j]) for j in range(3) if j != i) for i in range(3)])
-        s = wins / denom
-        s /= s[0]
-    return float(1000 + 400 * math.log10(s[1]))
+        p = float(np.mean(1 / (1 + np.exp(strengths[:, j] - strengths[:, i]))))
+        wins[i, j], wins[j, i] = round(GAMES * p), round(GAMES * (1 - p))
+    none = np.zeros_like(wins)
+    rating = fit_bradley_terry(PairCounts(NAMES, wins, none, none), "ref", rounds=0)["a"].rating
+    assert rating is not None
+    return rating
 
 
 def simulate(rng: np.random.Generator, raters: int, each: int) -> list[tuple[int, str, str, str]]:
+    """`each` votes from each of `raters` raters, pairs equally often, each rater with a
+    taste of their own (THETA strayed by TASTE): (rater, left, right, outcome)."""
     votes = []
     for rater in range(raters):
         strength = THETA + rng.normal(size=3) * TASTE

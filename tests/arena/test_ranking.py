@@ -396,52 +396,24 @@ def test_ranking_verdict_valid_under_continuous_monitoring() -> None:
 
 # --- votes clustered by rater -------------------------------------------------------------
 
-_PAIRS = ((0, 1), (0, 2), (1, 2))
-# Log-strengths of ref, a, b, and how far each rater's taste strays from them (a rater
-# likes or dislikes `a` as a whole, on every prompt: the votes of one rater are correlated).
-_THETA = np.array([0.0, 0.3, -0.4])
-_TASTE = np.array([0.0, 1.0, 0.6])
 
-
-def _clustered_votes(
-    rng: np.random.Generator, raters: int, votes_each: int
-) -> list[tuple[int, str, str, str]]:
-    names = ("ref", "a", "b")
-    votes = []
-    for rater in range(raters):
-        strength = _THETA + rng.normal(size=3) * _TASTE
-        for k in rng.integers(0, 3, votes_each):
-            i, j = _PAIRS[k]
-            p_left = 1 / (1 + math.exp(strength[j] - strength[i]))
-            votes.append((rater, names[i], names[j], "left" if rng.random() < p_left else "right"))
-    return votes
-
-
-def _population_rating_of_a() -> float:
-    """What the ratings converge to with ever more raters, pairs equally often: Bradley–Terry
-    fitted to the population's win probabilities (each averaged over raters' tastes)."""
-    rng = np.random.default_rng(123)
-    strengths = _THETA + rng.normal(size=(1_000_000, 3)) * _TASTE
-    wins = np.zeros((1, 3, 3))
-    for i, j in _PAIRS:
-        p = float(np.mean(1 / (1 + np.exp(strengths[:, j] - strengths[:, i]))))
-        wins[0, i, j], wins[0, j, i] = 1e6 * p, 1e6 * (1 - p)
-    fit = _fit_batch(wins, np.zeros_like(wins), 0)
-    return float(1000 + 400 * fit.log_strength[0, 1] / math.log(10))
-
-
+# The simulation of benchmarks/rater_clusters.py: raters with a taste of their own (a
+# rater likes or dislikes `a` as a whole, on every prompt: one rater's votes are
+# correlated), and the rating the population converges to.
 def test_ranking_cluster_bootstrap_covers_with_raters_casting_many_votes() -> None:
     """60 raters × 20 votes, each rater with a taste of their own, 1,000 replications: the
     95% interval from resampling raters covers the population rating 93–97% of the time;
     resampling single votes on the same data is too narrow (DESIGN.md, ranking conventions)."""
-    truth = _population_rating_of_a()
+    from benchmarks.rater_clusters import NAMES, population_rating_of_a, simulate
+
+    truth = population_rating_of_a()
     rng = np.random.default_rng(0)
     replications = 1000
     by_rater = by_vote = 0
     for rep in range(replications):
-        votes = _clustered_votes(rng, raters=60, votes_each=20)
-        counts = count_votes(("ref", "a", "b"), [vote[1:] for vote in votes])
-        clusters = count_clusters(("ref", "a", "b"), votes)
+        votes = simulate(rng, raters=60, each=20)
+        counts = count_votes(NAMES, [vote[1:] for vote in votes])
+        clusters = count_clusters(NAMES, votes)
         clustered = fit_bradley_terry(counts, "ref", rounds=200, seed=rep, clusters=clusters)["a"]
         plain = fit_bradley_terry(counts, "ref", rounds=200, seed=rep)["a"]
         assert clustered.ci_low is not None and clustered.ci_high is not None
