@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from statistics import NormalDist
 from typing import Literal, NamedTuple
 
@@ -115,32 +116,31 @@ class PairCounts:
             raise ValueError(f"unknown variant {name!r}; known: {list(self.names)}") from None
 
 
+def _code_votes(
+    names: Sequence[str], votes: Iterable[tuple[str, str, str]], *, allow_same: bool = False
+) -> tuple[IntArray, IntArray, IntArray]:
+    """(left, right, outcome) votes as arrays: variant indices into `names` and outcome
+    codes into OUTCOMES. Raises ValueError for an unknown variant or outcome, and for a
+    variant compared with itself unless `allow_same`."""
+    index = {name: i for i, name in enumerate(names)}
+    left, right, outcome = [], [], []
+    for a, b, result in votes:
+        if a not in index or b not in index:
+            raise ValueError(f"vote ({a!r}, {b!r}) names a variant not in {list(names)}")
+        if a == b and not allow_same:
+            raise ValueError(f"vote compares {a!r} with itself")
+        if result not in OUTCOMES:
+            raise ValueError(f"unknown outcome {result!r}; expected one of {list(OUTCOMES)}")
+        left.append(index[a])
+        right.append(index[b])
+        outcome.append(OUTCOMES.index(result))
+    as_array = partial(np.array, dtype=np.int64)
+    return as_array(left), as_array(right), as_array(outcome)
+
+
 def count_votes(names: Sequence[str], votes: Iterable[tuple[str, str, str]]) -> PairCounts:
     """Tally (left, right, outcome) votes; outcome is "left", "right", "tie" or "both_bad"."""
-    index = {name: i for i, name in enumerate(names)}
-    n = len(index)
-    wins = np.zeros((n, n), dtype=np.int64)
-    ties = np.zeros((n, n), dtype=np.int64)
-    both_bad = np.zeros((n, n), dtype=np.int64)
-    for left, right, outcome in votes:
-        if left not in index or right not in index:
-            raise ValueError(f"vote ({left!r}, {right!r}) names a variant not in {list(names)}")
-        if left == right:
-            raise ValueError(f"vote compares {left!r} with itself")
-        i, j = index[left], index[right]
-        if outcome == "left":
-            wins[i, j] += 1
-        elif outcome == "right":
-            wins[j, i] += 1
-        elif outcome in ("tie", "both_bad"):
-            ties[i, j] += 1
-            ties[j, i] += 1
-            if outcome == "both_bad":
-                both_bad[i, j] += 1
-                both_bad[j, i] += 1
-        else:
-            raise ValueError(f"unknown outcome {outcome!r}; expected one of {list(OUTCOMES)}")
-    return PairCounts(tuple(names), wins, ties, both_bad)
+    return count_coded(names, *_code_votes(names, votes))
 
 
 def count_coded(
@@ -239,25 +239,11 @@ def count_clusters(
     names: Sequence[str], votes: Iterable[tuple[Hashable, str, str, str]]
 ) -> Clusters:
     """Tally (cluster label, left, right, outcome) votes per cluster; see count_votes."""
-    index = {name: i for i, name in enumerate(names)}
-    win, tie = _cell_index(len(names))
-    labels: dict[Hashable, int] = {}
-    rows: list[int] = []
-    cols: list[int] = []
-    for label, left, right, outcome in votes:
-        i, j = index[left], index[right]
-        if outcome == "left":
-            cell = win[i, j]
-        elif outcome == "right":
-            cell = win[j, i]
-        else:
-            cell = tie[i, j]
-        rows.append(labels.setdefault(label, len(labels)))
-        cols.append(int(cell))
-    n = len(names)
-    cells = np.zeros((len(labels), n * (n - 1) + n * (n - 1) // 2), dtype=np.int64)
-    np.add.at(cells, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)), 1)
-    return Clusters(tuple(names), cells)
+    labelled = list(votes)
+    codes: dict[Hashable, int] = {}
+    cluster = np.array([codes.setdefault(v[0], len(codes)) for v in labelled], dtype=np.int64)
+    coded = _code_votes(names, [v[1:] for v in labelled])
+    return clusters_coded(names, cluster, *coded)
 
 
 # --- Bradley–Terry, batched ---------------------------------------------------------------
@@ -606,19 +592,8 @@ def online_elo(
 
     A secondary view only: unlike Bradley–Terry it depends on the order of the votes.
     """
-    index = {name: i for i, name in enumerate(names)}
-    left, right, outcome = [], [], []
-    for a, b, result in votes:
-        if a not in index or b not in index:
-            raise ValueError(f"vote ({a!r}, {b!r}) names a variant not in {list(names)}")
-        if result not in OUTCOMES:
-            raise ValueError(f"unknown outcome {result!r}; expected one of {list(OUTCOMES)}")
-        left.append(index[a])
-        right.append(index[b])
-        outcome.append(OUTCOMES.index(result))
-    return online_elo_coded(
-        names, np.array(left), np.array(right), np.array(outcome), k=k, scale=scale, base=base
-    )
+    coded = _code_votes(names, votes, allow_same=True)
+    return online_elo_coded(names, *coded, k=k, scale=scale, base=base)
 
 
 def online_elo_coded(
