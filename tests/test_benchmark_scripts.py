@@ -13,27 +13,28 @@ from tests.conftest import DemoData
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_benchmark_vote_load_runs_and_loses_no_vote(demo_data: DemoData) -> None:
-    database = demo_data.database_url.removeprefix("sqlite:///")
+def run_script(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script from the repository root; it must exit 0."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/vote_load.py",
-            "--db",
-            database,
-            "--media",
-            str(demo_data.media_dir),
-            "--clients",
-            "3",
-            "--votes",
-            "24",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def test_benchmark_vote_load_runs_and_loses_no_vote(demo_data: DemoData) -> None:
+    database = demo_data.database_url.removeprefix("sqlite:///")
+    done = run_script(
+        "benchmarks/vote_load.py",
+        "--db",
+        database,
+        "--media",
+        str(demo_data.media_dir),
+        "--clients",
+        "3",
+        "--votes",
+        "24",
+    )
     out = done.stdout
     for phase in ("htmx fragments", "JSON answer", "reveal fragment", "trivial `/healthz`"):
         assert phase in out
@@ -44,14 +45,7 @@ def test_benchmark_vote_load_runs_and_loses_no_vote(demo_data: DemoData) -> None
 
 def test_benchmark_vote_writer_runs_and_stores_every_vote(demo_data: DemoData) -> None:
     database = demo_data.database_url.removeprefix("sqlite:///")
-    done = subprocess.run(
-        [sys.executable, "benchmarks/vote_writer.py", "--db", database, "--votes", "60"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script("benchmarks/vote_writer.py", "--db", database, "--votes", "60")
     assert "| 50 in flight (group commit) |" in done.stdout
     assert "all 120 votes stored" in done.stdout
 
@@ -61,14 +55,7 @@ def test_benchmark_gpu_check_without_cuda_says_so_and_exits_0() -> None:
 
     if torch.cuda.is_available():  # on a GPU machine it would run the whole check
         return
-    done = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script("benchmarks/gpu_check.py", timeout_s=120)
     assert done.stdout.strip() == (
         "gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False); nothing to do"
     )
@@ -76,23 +63,9 @@ def test_benchmark_gpu_check_without_cuda_says_so_and_exits_0() -> None:
 
 def test_benchmark_ranking_scripts_run() -> None:
     """ranking_speed.py and rater_clusters.py at tiny sizes: every step prints a row."""
-    speed = subprocess.run(
-        [sys.executable, "benchmarks/ranking_speed.py", "--votes", "2000", "--repeats", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert speed.returncode == 0, speed.stderr[-2000:]
+    speed = run_script("benchmarks/ranking_speed.py", "--votes", "2000", "--repeats", "1")
     for step in ("count_clusters", "resampling raters", "find_anomalies", "naive"):
         assert step in speed.stdout
-    clusters = subprocess.run(
-        [sys.executable, "benchmarks/rater_clusters.py", "--replications", "5", "--rounds", "20"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert clusters.returncode == 0, clusters.stderr[-2000:]
+    clusters = run_script("benchmarks/rater_clusters.py", "--replications", "5", "--rounds", "20")
     for shape in ("| 60 × 20 |", "| 200 × 6 |", "| 20 × 60 |", "| 1200 × 1 |"):
         assert shape in clusters.stdout
