@@ -305,8 +305,9 @@ class Rater(Base):
     __tablename__ = "raters"
     __table_args__ = (
         Index("ix_raters_network_created", "network", "created_at"),
-        # The admin's rater list (flagged first, newest first) and its panel counts.
-        Index("ix_raters_flagged_created", "flagged", "created_at"),
+        # The admin's rater list (flagged first, newest first, read backwards in index
+        # order: no sort per page) and its panel counts.
+        Index("ix_raters_flagged_created", "flagged", "created_at", "id"),
         Index("ix_raters_panel", "panel_id"),
     )
 

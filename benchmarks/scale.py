@@ -975,9 +975,11 @@ ROUTES = [
         "/prompts",
         (HTMX, "HX-Target: load-more"),
     ),
+    # A word in about a third of PartiPrompts: the results fill the page on both sizes, so
+    # the ratio compares equal pages ("dog" shows 2 rows on the small build, 24 on the full).
     Route(
         "gallery, search (htmx)",
-        "/prompts?run={run}&q=dog",
+        "/prompts?run={run}&q=the",
         "/prompts",
         (HTMX, "HX-Target: results"),
     ),
@@ -1011,7 +1013,12 @@ ROUTES = [
         "/api/v1/runs/{run_id}/generations",
     ),
     Route(
-        "API generations, last page",
+        "API generations, last page (`next` cursor)",
+        "/api/v1/runs/{run}/generations?{last_cursor}",
+        "/api/v1/runs/{run_id}/generations",
+    ),
+    Route(
+        "API generations, last page (`offset`)",
         "/api/v1/runs/{run}/generations?offset={last_offset}",
         "/api/v1/runs/{run_id}/generations",
     ),
@@ -1215,6 +1222,24 @@ class Report:
         return out
 
 
+def _cursor_before(conn: Any, run: int, offset: int) -> str:
+    """The query that reads the generations API's page at `offset` as a client paging
+    through the run does: `after=` the `next` cursor of the page before it (the API's
+    order: variant position, prompt position, seed); a run of one page has no cursor."""
+    if offset == 0:
+        return "offset=0"
+    row = conn.execute(
+        select(VariantRow.position, Prompt.position, Generation.seed)
+        .join(VariantRow, Generation.variant_id == VariantRow.id)
+        .join(Prompt, Generation.prompt_id == Prompt.id)
+        .where(Generation.run_id == run)
+        .order_by(VariantRow.position, Prompt.position, Generation.seed)
+        .offset(offset - 1)
+        .limit(1)
+    ).one()
+    return "after=" + ".".join(str(part) for part in row)
+
+
 def discover(url: str) -> dict[str, Any]:
     """The values the route table names: the latest run and its rows."""
     from app.web.admin import RATERS_PER_PAGE
@@ -1241,6 +1266,7 @@ def discover(url: str) -> dict[str, Any]:
         media_path = conn.scalar(
             select(Generation.image_path).where(Generation.run_id == run).limit(1)
         )
+        last_cursor = _cursor_before(conn, run, max(0, (generations - 1) // 100 * 100))
     engine.dispose()
     return {
         "run": run,
@@ -1248,6 +1274,7 @@ def discover(url: str) -> dict[str, Any]:
         "panel": panel or "no-panel",
         "media_path": media_path,
         "last_offset": max(0, (generations - 1) // 100 * 100),
+        "last_cursor": last_cursor,
         "last_gallery_page": max(1, -(-len(prompts) // PER_PAGE)),
         # A database of one page has no page 2: its only page stands in.
         "second_gallery_page": min(2, max(1, -(-len(prompts) // PER_PAGE))),

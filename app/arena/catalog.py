@@ -12,10 +12,12 @@ the arena CATALOG_TTL_S later, and pair weights lag the votes by at most PAIR_CO
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import cast
 
+import numpy as np
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
@@ -57,17 +59,80 @@ class CatalogImage:
         return f"/media/{self.path}?v={self.version}"
 
 
+class VariantImages:
+    """One variant's images, by (prompt, seed), held in columns: a big run's 78k images as
+    Python objects were ~55 MB of every server process (issue 11's 300 MB goal); as numpy
+    columns and one UTF-8 blob of paths they are ~8 MB. Sorted by (prompt, seed): a lookup
+    is a binary search, and the order is stable."""
+
+    def __init__(self, rows: Iterable[tuple[ImageKey, CatalogImage]]) -> None:
+        items = sorted(rows, key=lambda item: item[0])
+        self._prompts = np.array([key[0] for key, _ in items], dtype=np.int64)
+        self._seeds = np.array([key[1] for key, _ in items], dtype=np.int64)
+        self._latency = np.array([image.latency_s for _, image in items], dtype=np.float64)
+        self._steps = np.array([image.steps for _, image in items], dtype=np.int32)
+        self._width = np.array([image.width for _, image in items], dtype=np.int32)
+        self._height = np.array([image.height for _, image in items], dtype=np.int32)
+        self._version = np.array([image.version.encode() for _, image in items], dtype="S12")
+        paths = [image.path.encode() for _, image in items]
+        self._path_blob = b"".join(paths)
+        self._path_ends = np.cumsum([len(path) for path in paths], dtype=np.int64)
+
+    @classmethod
+    def of(cls, images: Mapping[ImageKey, CatalogImage]) -> VariantImages:
+        return cls(images.items())
+
+    def __len__(self) -> int:
+        return len(self._prompts)
+
+    def _index(self, key: ImageKey) -> int | None:
+        prompt_id, seed = key
+        start = int(np.searchsorted(self._prompts, prompt_id, side="left"))
+        end = int(np.searchsorted(self._prompts, prompt_id, side="right"))
+        at = start + int(np.searchsorted(self._seeds[start:end], seed))
+        return at if at < end and self._seeds[at] == seed else None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self._index(key) is not None
+
+    def __getitem__(self, key: ImageKey) -> CatalogImage:
+        at = self._index(key)
+        if at is None:
+            raise KeyError(key)
+        start = int(self._path_ends[at - 1]) if at else 0
+        return CatalogImage(
+            path=self._path_blob[start : int(self._path_ends[at])].decode(),
+            version=self._version[at].decode(),
+            width=int(self._width[at]),
+            height=int(self._height[at]),
+            latency_s=float(self._latency[at]),
+            steps=int(self._steps[at]),
+        )
+
+    def prompt_ids(self) -> set[int]:
+        return set(self._prompts.tolist())
+
+    def key_at(self, index: int) -> ImageKey:
+        """The index-th (prompt, seed) in order: a uniform draw without listing the keys."""
+        return int(self._prompts[index]), int(self._seeds[index])
+
+    def keys(self) -> list[ImageKey]:
+        return list(zip(self._prompts.tolist(), self._seeds.tolist(), strict=True))
+
+
+NO_IMAGES = VariantImages(())
+
+
 @dataclass
 class RunCatalog:
     """A run's finished variants, which (prompt, seed) images each has, and the prompts."""
 
     run_id: int
     contenders: list[Contender]
-    images: dict[int, dict[ImageKey, CatalogImage]]
+    images: dict[int, VariantImages]
     prompts: dict[int, str]
     marker: tuple[object, ...] = ()  # catalog_marker when it was loaded
     _common: dict[tuple[int, int], list[ImageKey]] = field(default_factory=dict, repr=False)
-    _keys: dict[int, list[ImageKey]] = field(default_factory=dict, repr=False)
 
     def contender(self, variant_id: int) -> Contender:
         """Raises LookupError for a variant that is not (or no longer) finished."""
@@ -76,18 +141,14 @@ class RunCatalog:
                 return contender
         raise LookupError(f"variant {variant_id} is not a finished variant of run {self.run_id}")
 
-    def image_keys(self, variant_id: int) -> list[ImageKey]:
-        """The (prompt, seed) images one variant has, in a stable order (kept)."""
-        found = self._keys.get(variant_id)
-        if found is None:
-            found = self._keys[variant_id] = sorted(self.images.get(variant_id, {}))
-        return found
+    def images_of(self, variant_id: int) -> VariantImages:
+        return self.images.get(variant_id, NO_IMAGES)
 
     def common_images(self, left_id: int, right_id: int) -> list[ImageKey]:
         """The (prompt, seed) images both variants have, in a stable order."""
         key = (min(left_id, right_id), max(left_id, right_id))
         if key not in self._common:
-            both = self.images.get(left_id, {}).keys() & self.images.get(right_id, {}).keys()
+            both = set(self.images_of(left_id).keys()) & set(self.images_of(right_id).keys())
             self._common[key] = sorted(both)
         return self._common[key]
 
@@ -105,8 +166,7 @@ def load_catalog(
             .order_by(Variant.position)
         )
     ]
-    images: dict[int, dict[ImageKey, CatalogImage]] = defaultdict(dict)
-    for row in session.execute(
+    rows = session.execute(
         select(
             Generation.variant_id,
             Generation.prompt_id,
@@ -117,24 +177,38 @@ def load_catalog(
             Generation.height,
             Generation.latency_s,
             Generation.steps,
-        ).where(Generation.variant_id.in_([c.id for c in contenders]))
-    ):
-        images[row.variant_id][(row.prompt_id, row.seed)] = CatalogImage(
-            path=row.image_path,
-            version=row.image_sha256[:12],
-            width=row.width,
-            height=row.height,
-            latency_s=row.latency_s,
-            steps=row.steps,
         )
-    prompt_ids = {prompt_id for by_key in images.values() for prompt_id, _ in by_key}
+        .where(Generation.variant_id.in_([c.id for c in contenders]))
+        .order_by(Generation.variant_id)
+        .execution_options(yield_per=5000)
+    )
+    # A variant's rows become columns before the next variant's are read: the objects of
+    # one variant's images are alive at a time, not a big run's 78k.
+    images = {
+        variant_id: VariantImages(
+            (
+                (row.prompt_id, row.seed),
+                CatalogImage(
+                    path=row.image_path,
+                    version=row.image_sha256[:12],
+                    width=row.width,
+                    height=row.height,
+                    latency_s=row.latency_s,
+                    steps=row.steps,
+                ),
+            )
+            for row in variant_rows
+        )
+        for variant_id, variant_rows in groupby(rows, key=lambda row: row.variant_id)
+    }
+    prompt_ids = {prompt_id for by_key in images.values() for prompt_id in by_key.prompt_ids()}
     prompts = dict(
         session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids))).all()
     )
     return RunCatalog(
         run_id=run_id,
         contenders=contenders,
-        images=dict(images),
+        images=images,
         prompts=prompts,
         marker=marker,
     )

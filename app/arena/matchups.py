@@ -126,10 +126,9 @@ def _common_image(
     ones): variants of a run usually share every image, so one draw does, where listing a
     pair's common images cost ~20 ms per pair at 6,500 images each (issue 11). After
     IMAGE_DRAWS misses, the list."""
-    keys = catalog.image_keys(left.id)
-    theirs = catalog.images.get(right.id, {})
-    for _ in range(IMAGE_DRAWS if keys else 0):
-        key = rng.choice(keys)
+    mine, theirs = catalog.images_of(left.id), catalog.images_of(right.id)
+    for _ in range(IMAGE_DRAWS if len(mine) else 0):
+        key = mine.key_at(rng.randrange(len(mine)))
         if key in theirs:
             return key
     candidates = catalog.common_images(left.id, right.id)

@@ -243,21 +243,24 @@ def _panels(session: Session) -> list[dict[str, Any]]:
 
 def _raters(session: Session, *, flagged_only: bool, page: int) -> list[dict[str, Any]]:
     """One page of raters, flagged first, newest first; their votes counted for this page's
-    raters only (index range counts on votes(rater_id, created_at))."""
-    query = (
+    raters only (index range counts on votes(rater_id, created_at)). The page's ids come
+    from the index on (flagged, created_at, id) alone, read backwards, so a deep page skips
+    index entries rather than sorting and skipping whole rows."""
+    order = (Rater.flagged.desc(), Rater.created_at.desc(), Rater.id.desc())
+    ids = select(Rater.id).order_by(*order).limit(RATERS_PER_PAGE)
+    if flagged_only:
+        ids = ids.where(Rater.flagged.is_(True))
+    page_ids = list(session.scalars(ids.offset(page * RATERS_PER_PAGE)))
+    rows = session.execute(
         select(Rater, Panel.name)
         .outerjoin(Panel, Panel.id == Rater.panel_id)
-        .order_by(Rater.flagged.desc(), Rater.created_at.desc(), Rater.id)
-        .limit(RATERS_PER_PAGE)
-        .offset(page * RATERS_PER_PAGE)
-    )
-    if flagged_only:
-        query = query.where(Rater.flagged.is_(True))
-    rows = session.execute(query).all()
+        .where(Rater.id.in_(page_ids))
+        .order_by(*order)
+    ).all()
     votes = dict(
         session.execute(
             select(Vote.rater_id, func.count())
-            .where(Vote.rater_id.in_([rater.id for rater, _ in rows]))
+            .where(Vote.rater_id.in_(page_ids))
             .group_by(Vote.rater_id)
         ).all()
     )

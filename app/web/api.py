@@ -35,7 +35,7 @@ from app.arena.leaderboard import leaderboard, leaderboard_data
 from app.config import Settings
 from app.csv_cells import csv_cell
 from app.models import Generation, JobStatus, Prompt, Run, Variant
-from app.progress import jobs_of
+from app.progress import LIVE_STATUSES, jobs_of, run_latencies
 from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
 from app.web.selection import select_panel
@@ -303,10 +303,6 @@ def _generation_out(g: Generation, variant: str, prompt: str) -> GenerationOut:
     )
 
 
-def _generation_count(run_id: int, where: list[ColumnElement[bool]]) -> Select[Any]:
-    return select(func.count()).select_from(Generation).where(Generation.run_id == run_id, *where)
-
-
 def _generations(
     session: Session, run_id: int, where: list[ColumnElement[bool]]
 ) -> Iterator[GenerationOut]:
@@ -322,6 +318,24 @@ def _generations(
         for g, prompt in rows:
             yield _generation_out(g, variant.name, prompt)
         session.expunge_all()  # a streamed export keeps no ORM objects behind it
+
+
+def _counts_per_variant(
+    session: Session, run: Run, where: list[ColumnElement[bool]]
+) -> dict[int, int]:
+    """Matching generations per variant id. Unfiltered, an ended run's counts are exact and
+    kept (app/progress.py), so a page of a finished run does not count its 78k rows again;
+    otherwise one pass over the index on (variant_id, prompt_id)."""
+    if not where and run.status not in LIVE_STATUSES:
+        return {variant_id: n for variant_id, (_, n) in run_latencies(session, run).items()}
+    run_variants = select(Variant.id).where(Variant.run_id == run.id)
+    return dict(
+        session.execute(
+            select(Generation.variant_id, func.count())
+            .where(Generation.variant_id.in_(run_variants), *where)
+            .group_by(Generation.variant_id)
+        ).all()
+    )
 
 
 def _variants_in_order(session: Session, run_id: int) -> list[Variant]:
@@ -342,11 +356,12 @@ def _generation_page(
     limit: int,
     offset: int,
     after: tuple[int, int, int] | None,
+    counts: dict[int, int],
 ) -> tuple[list[GenerationOut], str | None]:
     """One page in page order, read a variant at a time: each query is one variant's rows
     past the cursor (or the offset), through the index on its prompts, so a page costs what
     it shows and not the run's 78k rows (issue 11); whole variants before the offset are
-    skipped by their counts. Returns the page and the cursor of its last item."""
+    skipped by their `counts` (per variant id). Returns the page and the cursor of its last item."""
     items: list[tuple[GenerationOut, int, int]] = []
     for variant in _variants_in_order(session, run_id):
         if after is not None and variant.position < after[0]:
@@ -361,11 +376,7 @@ def _generation_page(
                 tuple_(Prompt.position, Generation.seed) > tuple_(after[1], after[2])
             )
         if after is None and offset:
-            # Skip this variant whole when the offset passes it: one count, no rows.
-            count = session.scalar(
-                _generation_count(run_id, where).where(Generation.variant_id == variant.id)
-            )
-            count = count or 0
+            count = counts.get(variant.id, 0)
             if offset >= count:
                 offset -= count
                 continue
@@ -410,10 +421,15 @@ def list_generations(
         ),
     ] = None,
 ) -> GenerationPage:
-    mark_private(response, check_images_visible(request, _run_or_404(session, run_id)))
-    total = session.scalar(_generation_count(run_id, where)) or 0
+    run = _run_or_404(session, run_id)
+    mark_private(response, check_images_visible(request, run))
     cursor = _parse_cursor(after) if after is not None else None
-    items, last = _generation_page(session, run_id, where, limit=limit, offset=offset, after=cursor)
+    # The total, and the whole variants an offset skips, from one count per variant.
+    counts = _counts_per_variant(session, run, where)
+    total = sum(counts.values())
+    items, last = _generation_page(
+        session, run_id, where, limit=limit, offset=offset, after=cursor, counts=counts
+    )
     more = len(items) == limit and last is not None
     return GenerationPage(
         total=total, limit=limit, offset=offset, items=items, next=last if more else None

@@ -7,7 +7,7 @@ import random
 import pytest
 from sqlalchemy import select
 
-from app.arena.catalog import CatalogImage, Contender, RunCatalog, load_catalog
+from app.arena.catalog import CatalogImage, Contender, RunCatalog, VariantImages, load_catalog
 from app.arena.matchups import ArenaError, choose_matchup
 from app.db import make_engine, session_scope
 from app.models import Generation, Variant
@@ -45,13 +45,42 @@ def test_arena_catalog_common_images_are_the_intersection_in_a_stable_order() ->
         run_id=1,
         contenders=[Contender(1, "a", None), Contender(2, "b", 1)],
         images={
-            1: {(3, 0): image(1), (1, 1): image(2), (1, 0): image(3)},
-            2: {(1, 0): image(4), (3, 0): image(5), (9, 9): image(6)},
+            1: VariantImages.of({(3, 0): image(1), (1, 1): image(2), (1, 0): image(3)}),
+            2: VariantImages.of({(1, 0): image(4), (3, 0): image(5), (9, 9): image(6)}),
         },
         prompts={1: "one", 3: "three", 9: "nine"},
     )
     assert catalog.common_images(1, 2) == catalog.common_images(2, 1) == [(1, 0), (3, 0)]
     assert catalog.common_images(1, 1) == [(1, 0), (1, 1), (3, 0)]
+
+
+def test_variant_images_columns_give_back_each_image_and_refuse_others() -> None:
+    """The columnar store returns exactly what was put in, by key, however the keys were
+    ordered; keys it does not hold (same prompt other seed, other prompt) are absent."""
+    images = {
+        (p, seed): CatalogImage(
+            path=f"runs/1/ünï/{p}-{seed}.png",
+            version=f"{p:04d}{seed % 10**8:08d}",
+            width=8 * p + 8,
+            height=16,
+            latency_s=p / 7 + seed,
+            steps=seed % 50 + 1,
+        )
+        for p in (9, 2, 5)
+        for seed in (3, 0, 2**40)
+    }
+    columns = VariantImages.of(images)
+    assert len(columns) == 9
+    assert columns.keys() == sorted(images)
+    assert [columns.key_at(i) for i in range(9)] == sorted(images)
+    for key, expected in images.items():
+        assert key in columns
+        assert columns[key] == expected
+    for missing in ((9, 1), (3, 0), (10, 2**40), (0, 0)):
+        assert missing not in columns
+        with pytest.raises(KeyError):
+            columns[missing]
+    assert "x" not in columns
 
 
 def test_arena_matchup_image_is_uniform_over_the_common_ones() -> None:
@@ -65,8 +94,8 @@ def test_arena_matchup_image_is_uniform_over_the_common_ones() -> None:
         run_id=1,
         contenders=[Contender(1, "a", None), Contender(2, "b", None)],
         images={
-            1: {(p, 0): image(p) for p in range(40)},
-            2: {(p, 0): image(100 + p) for p in (5, 17, 33)},
+            1: VariantImages.of({(p, 0): image(p) for p in range(40)}),
+            2: VariantImages.of({(p, 0): image(100 + p) for p in (5, 17, 33)}),
         },
         prompts={p: str(p) for p in range(40)},
     )
@@ -82,7 +111,7 @@ def test_arena_catalog_pair_without_a_common_image_is_a_clear_409() -> None:
     catalog = RunCatalog(
         run_id=1,
         contenders=[Contender(1, "a", None), Contender(2, "b", None)],
-        images={1: {(1, 0): image(1)}, 2: {(2, 0): image(2)}},
+        images={1: VariantImages.of({(1, 0): image(1)}), 2: VariantImages.of({(2, 0): image(2)})},
         prompts={1: "one", 2: "two"},
     )
     rng = random.Random(0)
