@@ -92,7 +92,11 @@ def votes_query(where: VoteFilter) -> Select[*tuple[Any, ...]]:
     if where.run_id is not None:
         query = query.where(Vote.run_id == where.run_id)
     if not where.include_flagged:
-        query = query.where(Rater.flagged.is_(False))
+        # As NOT IN the (few) flagged raters, not a filter on the joined raters: given a
+        # covering index on raters.flagged, SQLite would start from the raters and sort a
+        # million votes before the first byte (1.2 s instead of 20 ms, issue 11).
+        flagged = select(Rater.id).where(Rater.flagged.is_(True))
+        query = query.where(Vote.rater_id.not_in(flagged))
     if not where.include_attention:
         query = query.where(Vote.attention_check.is_(False))
     return query
