@@ -344,9 +344,9 @@ def _offline_defaults() -> None:
 
 
 def _enqueue(config: Path) -> int:
-    from app.benchmark import load_benchmark
+    from app.bench.benchmark import load_benchmark
+    from app.bench.prompts import load_prompts
     from app.db import get_engine
-    from app.prompts import load_prompts
 
     try:
         bench = load_benchmark(config)
@@ -409,8 +409,8 @@ def doctor(
     config needs fails."""
     from rich.markup import escape
 
-    from app.benchmark import load_benchmark
-    from app.prompts import load_prompts
+    from app.bench.benchmark import load_benchmark
+    from app.bench.prompts import load_prompts
 
     try:
         bench = load_benchmark(config)

@@ -118,7 +118,7 @@ class Variant(Base):
     position: Mapped[int] = mapped_column(Integer)
     # The variant it inherits from; speed-up and quality are measured against it.
     reference_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
-    # The full resolved settings (app.benchmark.Variant as JSON).
+    # The full resolved settings (app.bench.benchmark.Variant as JSON).
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[VariantStatus] = mapped_column(_enum(VariantStatus, "variant_status"))
     error: Mapped[str | None] = mapped_column(Text)

@@ -31,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from sqlalchemy import select
 
-from app.benchmark import load_benchmark
+from app.bench.benchmark import load_benchmark
+from app.bench.prompts import load_prompts
 from app.db import make_engine, session_scope
 from app.migrate import upgrade
 from app.models import Variant
-from app.prompts import load_prompts
 from app.worker import pipelines
 from app.worker.runner import Worker, enqueue_run
 from app.worker.tiny import build_tiny_models

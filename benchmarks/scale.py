@@ -89,7 +89,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.arena.matchups import FLAG_AFTER_FAILURES  # noqa: E402
-from app.benchmark import Benchmark, CacheSpec, CompileSpec, LoraSpec, Variant  # noqa: E402
+from app.bench.benchmark import Benchmark, CacheSpec, CompileSpec, LoraSpec, Variant  # noqa: E402
+from app.bench.prompts import PromptRow, load_prompts  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import (  # noqa: E402
@@ -105,7 +106,6 @@ from app.models import (  # noqa: E402
     Vote,
 )
 from app.models import Variant as VariantRow  # noqa: E402
-from app.prompts import PromptRow, load_prompts  # noqa: E402
 from app.quality import (  # noqa: E402
     DEFAULT_CLIP_MODEL,
     FIDELITY_METRICS,
@@ -254,7 +254,7 @@ CLIP_PARAMS = {
 
 
 def resolved_variants(count: int) -> list[tuple[VariantShape, Variant]]:
-    """The first `count` shapes, with inheritance resolved as app/benchmark.py does."""
+    """The first `count` shapes, with inheritance resolved as app/bench/benchmark.py does."""
     shapes = VARIANTS[:count]
     by_name = {shape.name: shape for shape in shapes}
     out = []

@@ -122,10 +122,10 @@ class DemoData:
 
 def build_demo_run(database_url: str, root: Path, tiny_models: Path) -> DemoData:
     """Migrate the database, then run the web test benchmark on it with the real worker."""
-    from app.benchmark import load_benchmark
+    from app.bench.benchmark import load_benchmark
+    from app.bench.prompts import load_prompts
     from app.db import make_engine
     from app.migrate import upgrade
-    from app.prompts import load_prompts
     from app.worker.runner import Worker, enqueue_run
 
     (root / "prompts.tsv").write_text(PROMPTS)

@@ -32,11 +32,11 @@ from app.api_schemas import (
     VariantsOut,
 )
 from app.arena.leaderboard import leaderboard, leaderboard_data
+from app.bench.summaries import public_environment, variant_summaries
 from app.config import Settings
 from app.csv_cells import csv_cell
 from app.models import Generation, JobStatus, Prompt, Run, Variant
 from app.progress import LIVE_STATUSES, jobs_of, run_latencies
-from app.summaries import public_environment, variant_summaries
 from app.web.deps import SessionDep, SettingsDep
 from app.web.selection import select_panel
 from app.web.visibility import check_images_visible, mark_private

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.arena.leaderboard import LeaderboardView, leaderboard
+from app.bench.summaries import VariantSummary, variant_summaries
 from app.models import Run
 from app.quality import MetricSummary, metric_summaries
-from app.summaries import VariantSummary, variant_summaries
 from app.web.deps import RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import render

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from app.bench.summaries import VariantSummary, variant_summaries
 from app.quality import metric_summaries
-from app.summaries import VariantSummary, variant_summaries
 from app.web.deps import RunQuery, SessionDep
 from app.web.selection import all_runs, select_run
 from app.web.templating import render

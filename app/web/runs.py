@@ -24,9 +24,9 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.bench.summaries import public_environment
 from app.models import JobStatus, Run, Variant
 from app.progress import LIVE_STATUSES, jobs_of, run_latencies
-from app.summaries import public_environment
 from app.web.deps import RunPath, SessionDep
 from app.web.selection import all_runs
 from app.web.templating import render

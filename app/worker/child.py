@@ -63,7 +63,7 @@ def reason_of(err: BaseException) -> str:
 
 def serve(task: VariantTask, conn: Connection) -> None:
     # Heavy imports here, after the parent's environment (cache dirs) is in place.
-    from app.benchmark import Variant
+    from app.bench.benchmark import Variant
     from app.worker import pipelines, timing
     from app.worker.contention import ContentionProbe
     from app.worker.images import store_image

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from app.benchmark import Benchmark, Variant, resolve_local
+from app.bench.benchmark import Benchmark, Variant, resolve_local
 
 
 class Status(enum.Enum):

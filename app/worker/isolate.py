@@ -45,7 +45,7 @@ class VariantTask:
     """Everything the child needs to load and measure one variant (picklable, no torch)."""
 
     variant_id: int
-    spec: dict[str, Any]  # app.benchmark.Variant as JSON
+    spec: dict[str, Any]  # app.bench.benchmark.Variant as JSON
     device: str
     width: int
     height: int

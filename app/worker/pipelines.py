@@ -20,7 +20,7 @@ from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
-from app.benchmark import LoraSpec, Variant, resolve_local
+from app.bench.benchmark import LoraSpec, Variant, resolve_local
 from app.worker import tiny
 
 # The worker draws its own progress bars; the libraries' per-load bars would bury them.

@@ -40,7 +40,8 @@ from sqlalchemy import Engine, Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import benchmark as bm
+from app.bench import benchmark as bm
+from app.bench.prompts import PromptRow
 from app.config import torch_threads
 from app.db import session_scope
 from app.models import (
@@ -55,7 +56,6 @@ from app.models import (
     VariantStatus,
     utcnow,
 )
-from app.prompts import PromptRow
 from app.worker.device_lock import DeviceLock
 from app.worker.images import remove_orphan_temp_files
 from app.worker.isolate import (

@@ -10,10 +10,10 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from app.benchmark import load_benchmark
+from app.bench.benchmark import load_benchmark
+from app.bench.prompts import load_prompts
 from app.db import make_engine, session_scope
 from app.models import Prompt
-from app.prompts import load_prompts
 from app.worker.runner import enqueue_run
 
 from .conftest import LiveServer

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from app.bench.summaries import VariantSummary, variant_summaries
 from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import Run, RunStatus, TimingSummary, Variant, VariantStatus
-from app.summaries import VariantSummary, variant_summaries
 from app.web.main import create_app
 from app.web.templating import fmt_gb, fmt_ratio, fmt_seconds, fmt_usd
 from tests.web.conftest import DemoData

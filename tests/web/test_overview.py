@@ -9,10 +9,10 @@ from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.bench.summaries import variant_summaries
 from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import Run
-from app.summaries import variant_summaries
 from app.web.main import create_app
 from app.web.templating import fmt_ratio, fmt_seconds, fmt_usd
 

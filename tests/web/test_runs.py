@@ -17,11 +17,11 @@ from bs4 import BeautifulSoup, Tag
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, update
 
-from app.benchmark import load_benchmark
+from app.bench.benchmark import load_benchmark
+from app.bench.prompts import load_prompts
 from app.config import Settings
 from app.db import make_engine
 from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant
-from app.prompts import load_prompts
 from app.web.main import create_app
 from app.worker.runner import enqueue_run
 from tests.web.conftest import DemoData

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.benchmark import Benchmark, load_benchmark
+from app.bench.benchmark import Benchmark, load_benchmark
 from app.worker.doctor import (
     FLUX_DOWNLOAD_GB,
     LORA_GB,

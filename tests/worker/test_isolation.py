@@ -16,9 +16,9 @@ import pytest
 import torch
 from sqlalchemy import Engine, func, select
 
+from app.bench.prompts import load_prompts
 from app.db import make_engine, session_scope
 from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant, VariantStatus
-from app.prompts import load_prompts
 from app.worker.runner import Worker, enqueue_run
 from app.worker.tiny import build_wide_model
 from tests.worker.test_runner import CLI, make_config, run_benchmark

@@ -13,7 +13,7 @@ from diffusers import FluxPipeline
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torchao.quantization import Int8Tensor
 
-from app.benchmark import CacheSpec, CompileSpec, LoraSpec, Variant
+from app.bench.benchmark import CacheSpec, CompileSpec, LoraSpec, Variant
 from app.worker.pipelines import (
     VariantUnavailable,
     check_environment,

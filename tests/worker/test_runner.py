@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from app.benchmark import Benchmark, load_benchmark
+from app.bench.benchmark import Benchmark, load_benchmark
+from app.bench.prompts import load_prompts
 from app.db import session_scope
 from app.models import (
     Generation,
@@ -27,7 +28,6 @@ from app.models import (
     VariantStatus,
     utcnow,
 )
-from app.prompts import load_prompts
 from app.worker.runner import Worker, enqueue_run, reclaim_stale_jobs
 
 CLI = Path(sys.executable).parent / "flux-playground"

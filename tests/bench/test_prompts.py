@@ -7,10 +7,10 @@ from types import ModuleType
 
 import pytest
 
+from app.bench.prompts import PromptRow, load_prompts
 from app.errors import InputFileError
-from app.prompts import PromptRow, load_prompts
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PARTI_64 = REPO_ROOT / "prompts" / "parti-64.tsv"
 HEADER = "prompt\tcategory\tchallenge\n"
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from app.benchmark import load_benchmark
+from app.bench.benchmark import load_benchmark
 from app.errors import InputFileError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = (ROOT / "configs" / "demo.toml").read_text()
 
 

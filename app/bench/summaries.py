@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app import costs
+from app.bench import costs
 from app.models import JobStatus, Run, Variant
 from app.progress import jobs_of
 
