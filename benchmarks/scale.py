@@ -1361,6 +1361,8 @@ async def time_routes(
         waited = wait_until_idle(server)
         if waited > 1:
             note(f"waited {waited:.1f} s for the server's background work before {route.label}")
+            # uvicorn closes a keep-alive connection idle for 5 s: start a fresh one.
+            client.drop()
         target, headers = await resolve(route, values, client)
         # A token in the table would be 200 characters of noise: it shows as its name.
         shown = route.target.format(**(values | {name: f"{{{name}}}" for name in DYNAMIC}))

@@ -17,7 +17,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from app.errors import InputFileError
 
@@ -29,6 +37,51 @@ Device = Literal["cpu", "cuda"]
 class StrictModel(BaseModel):
     # Unknown keys are typos more often than not: reject them instead of ignoring them.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Pixels = Annotated[int, Field(ge=64, le=4096, multiple_of=16)]
+BatchSize = Annotated[int, Field(ge=1, le=64)]
+_SIZE = re.compile(r"^\s*(\d+)\s*[x×X]\s*(\d+)\s*$")
+
+
+class Size(StrictModel):
+    """An image size, written "WIDTHxHEIGHT" in a config ("1344x768"); FLUX wants both
+    multiples of 16."""
+
+    width: Pixels
+    height: Pixels
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            found = _SIZE.match(value)
+            if found is None:
+                raise ValueError(f"a size is written WIDTHxHEIGHT, e.g. 1024x1024, not {value!r}")
+            return {"width": int(found.group(1)), "height": int(found.group(2))}
+        return value
+
+    @model_serializer
+    def _as_text(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+
+def _no_repeats(values: list[Any]) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise ValueError("values must not repeat")
+    return values
+
+
+SizeList = Annotated[list[Size], Field(min_length=1), AfterValidator(_no_repeats)]
+BatchSizeList = Annotated[list[BatchSize], Field(min_length=1), AfterValidator(_no_repeats)]
 
 
 class LoraSpec(StrictModel):
@@ -77,6 +130,9 @@ class VariantSpec(StrictModel):
     quantize: QuantizeMode | None = None
     cache: CacheSpec | None = None
     fuse_qkv: bool | None = None
+    # A subset of the benchmark's sizes / batch sizes (a variant that is only meant for some).
+    sizes: SizeList | None = None
+    batch_sizes: BatchSizeList | None = None
 
 
 class Variant(StrictModel):
@@ -95,6 +151,9 @@ class Variant(StrictModel):
     quantize: QuantizeMode | None = None
     cache: CacheSpec | None = None
     fuse_qkv: bool = False
+    # None: every size / batch size of the benchmark (Benchmark.sizes_of / batch_sizes_of).
+    sizes: list[Size] | None = None
+    batch_sizes: list[int] | None = None
 
     @property
     def optimizations(self) -> dict[str, Any]:
@@ -113,8 +172,13 @@ class BenchmarkSpec(StrictModel):
     prompts: str = Field(description="prompt TSV, relative to the config file")
     prompt_limit: Annotated[int, Field(ge=1)] | None = None
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)]
-    width: Annotated[int, Field(ge=64, le=4096, multiple_of=16)] = 1024
-    height: Annotated[int, Field(ge=64, le=4096, multiple_of=16)] = 1024
+    width: Pixels = 1024
+    height: Pixels = 1024
+    # Several sizes instead of width/height: images at each, the first is the main one
+    # (the one pages show first and the arena, speed-ups and costs use).
+    sizes: SizeList | None = None
+    # The steady-state series runs at each size and batch size (images stay at batch 1).
+    batch_sizes: BatchSizeList = [1]
     device: Device = "cuda"
     hardware: str = Field(description="what the latency is measured on, e.g. 'NVIDIA H100 80GB'")
     usd_per_hour: Annotated[float, Field(ge=0)]
@@ -132,6 +196,8 @@ class BenchmarkSpec(StrictModel):
     def _unique(self) -> BenchmarkSpec:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must not repeat")
+        if self.sizes is not None and {"width", "height"} & self.model_fields_set:
+            raise ValueError("set either sizes or width/height, not both")
         names = [v.name for v in self.variants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -148,8 +214,10 @@ class Benchmark(StrictModel):
     prompts_path: Path
     prompt_limit: int | None
     seeds: list[int]
-    width: int
+    width: int  # the main size: sizes[0]
     height: int
+    sizes: list[Size]
+    batch_sizes: list[int]
     device: Device
     hardware: str
     usd_per_hour: float
@@ -162,6 +230,19 @@ class Benchmark(StrictModel):
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
 
+    def sizes_of(self, variant: Variant) -> list[Size]:
+        """The sizes a variant makes images and series at, in the benchmark's order."""
+        return [s for s in self.sizes if variant.sizes is None or s in variant.sizes]
+
+    def batch_sizes_of(self, variant: Variant) -> list[int]:
+        own = variant.batch_sizes
+        return [b for b in self.batch_sizes if own is None or b in own]
+
+    @property
+    def is_single_shape(self) -> bool:
+        """One size at batch 1, as every config was before sizes and batch sizes."""
+        return len(self.sizes) == 1 and self.batch_sizes == [1]
+
     def fingerprint(self) -> str:
         """Hash of everything that changes the images or the timings, the hardware included
         (a cost is only computed for the hardware its latency was measured on); not the price,
@@ -170,6 +251,14 @@ class Benchmark(StrictModel):
             mode="json", exclude={"config_path", "usd_per_hour", "blind", "arena"}
         )
         payload["prompts_path"] = self.prompts_path.name
+        # A config of one size at batch 1 keeps the fingerprint it had before sizes and batch
+        # sizes existed: rerunning it resumes its run instead of starting a new one.
+        if self.is_single_shape:
+            del payload["sizes"], payload["batch_sizes"]
+        for variant in payload["variants"]:
+            for key in ("sizes", "batch_sizes"):
+                if variant[key] is None:
+                    del variant[key]
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -211,8 +300,10 @@ def load_benchmark(path: Path | str) -> Benchmark:
             line=_locate(text, ("prompts",)),
             key="prompts",
         )
+    sizes = spec.sizes or [Size(width=spec.width, height=spec.height)]
     for index, variant in enumerate(variants):
         _check_variant(path, text, index, variant, spec.device)
+        _check_narrowing(path, text, index, variant, sizes, spec.batch_sizes)
     return Benchmark(
         name=spec.name,
         description=spec.description,
@@ -220,8 +311,10 @@ def load_benchmark(path: Path | str) -> Benchmark:
         prompts_path=prompts_path,
         prompt_limit=spec.prompt_limit,
         seeds=spec.seeds,
-        width=spec.width,
-        height=spec.height,
+        width=sizes[0].width,
+        height=sizes[0].height,
+        sizes=sizes,
+        batch_sizes=spec.batch_sizes,
         device=spec.device,
         hardware=spec.hardware,
         usd_per_hour=spec.usd_per_hour,
@@ -315,6 +408,25 @@ def _check_variant(path: Path, text: str, index: int, variant: Variant, device: 
         fail("dtype", "float16 is not supported on the CPU; use float32 or bfloat16")
     if variant.compile is not None and variant.compile.backend == "onediff" and device == "cpu":
         fail("compile", "the onediff backend needs device = 'cuda'")
+
+
+def _check_narrowing(
+    path: Path, text: str, index: int, variant: Variant, sizes: list[Size], batches: list[int]
+) -> None:
+    """A variant's sizes and batch sizes narrow the benchmark's; they cannot add to them."""
+    for key, own, allowed, show in (
+        ("sizes", variant.sizes, sizes, lambda s: s.label),
+        ("batch_sizes", variant.batch_sizes, batches, str),
+    ):
+        extra = [show(v) for v in own or () if v not in allowed]
+        if extra:
+            raise InputFileError(
+                path,
+                f"variant {variant.name!r} lists {key} the benchmark does not: "
+                f"{', '.join(extra)} (the benchmark's: {', '.join(show(v) for v in allowed)})",
+                line=_locate(text, ("variants", index, key)) or _locate(text, ("variants", index)),
+                key=f"variants[{index}].{key}",
+            )
 
 
 def _looks_local(ref: str) -> bool:
