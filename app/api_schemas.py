@@ -28,7 +28,10 @@ class RunOut(BaseModel):
     finished_at: datetime | None = Field(description="UTC; null while the run is not done.")
     jobs_done: int = Field(description="Images generated.")
     jobs_failed: int = Field(description="Images that failed (e.g. their variant failed).")
-    jobs_total: int = Field(description="(variant, prompt, seed) jobs in the run.")
+    jobs_do_not_fit: int = Field(
+        0, description="Images not made: out of device memory at their size (a result)."
+    )
+    jobs_total: int = Field(description="(variant, prompt, seed, size) jobs in the run.")
 
 
 class RunDetailOut(RunOut):
@@ -86,6 +89,7 @@ class VariantOut(BaseModel):
     )
     jobs_done: int
     jobs_failed: int
+    jobs_do_not_fit: int = 0
     jobs_total: int
     config: dict[str, Any] = Field(description="The variant's resolved settings.")
 

@@ -56,6 +56,15 @@ class JobStatus(enum.StrEnum):
     running = "running"
     done = "done"
     failed = "failed"
+    # Out of device memory at the job's size: a result ("does not fit"), not a failure;
+    # the variant's other sizes go on, and --retry-failed does not retry it.
+    does_not_fit = "does_not_fit"
+
+
+class SeriesStatus(enum.StrEnum):
+    measured = "measured"
+    does_not_fit = "does_not_fit"  # out of device memory at this size and batch size
+    skipped = "skipped"  # not tried: a smaller batch at this size did not fit (error says)
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -148,6 +157,12 @@ class Variant(Base):
     timings: Mapped[list[TimingSummary]] = relationship(
         back_populates="variant", cascade="all, delete-orphan"
     )
+    shapes: Mapped[list[ShapeSeries]] = relationship(
+        back_populates="variant",
+        cascade="all, delete-orphan",
+        order_by="(ShapeSeries.width * ShapeSeries.height, ShapeSeries.width, "
+        "ShapeSeries.batch_size)",
+    )
 
     def timing(self, kind: str) -> TimingSummary | None:
         return next((t for t in self.timings if t.kind == kind), None)
@@ -171,7 +186,10 @@ class Prompt(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        UniqueConstraint("variant_id", "prompt_id", "seed"),
+        # One image per (variant, prompt, seed, size).
+        UniqueConstraint(
+            "variant_id", "prompt_id", "seed", "width", "height", name="uq_jobs_image"
+        ),
         Index("ix_jobs_variant_status", "variant_id", "status"),
     )
 
@@ -180,6 +198,9 @@ class Job(Base):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
     seed: Mapped[int] = mapped_column(BigInteger)
+    # The size asked for (the generation records the size made, which is the same).
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -279,6 +300,75 @@ class TimingSummary(Base):
         if self.contended:
             out.append("measured under contention")
         return out
+
+
+class ShapeSeries(Base):
+    """The steady state of one variant at one (size, batch size): what a call costs there,
+    what the first call at that shape cost (a compiled variant recompiles for a new shape),
+    the memory it peaked at, whether it fits at all, and whether batching changed the images.
+
+    Latencies are per call (a call makes `batch_size` images). `first_call_s` is the first
+    call the variant's process made at this shape: at load for its first size, before its
+    images for its other sizes at batch 1, before the series for a larger batch.
+    """
+
+    __tablename__ = "shape_series"
+    __table_args__ = (UniqueConstraint("variant_id", "width", "height", "batch_size"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[SeriesStatus] = mapped_column(_enum(SeriesStatus, "series_status"))
+    error: Mapped[str | None] = mapped_column(Text)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    warmup: Mapped[int] = mapped_column(Integer, default=0)
+    latency_median_s: Mapped[float | None] = mapped_column(Float)
+    latency_p10_s: Mapped[float | None] = mapped_column(Float)
+    latency_p90_s: Mapped[float | None] = mapped_column(Float)
+    latency_mean_s: Mapped[float | None] = mapped_column(Float)
+    latency_min_s: Mapped[float | None] = mapped_column(Float)
+    latency_max_s: Mapped[float | None] = mapped_column(Float)
+    first_call_s: Mapped[float | None] = mapped_column(Float)
+    first_call_graphs: Mapped[int | None] = mapped_column(Integer)  # compiled by that call
+    # Peak device memory at this shape (first call and series), or reached before the OOM;
+    # and the device's total, so "does not fit at 2048², batch 4" reads "31.8 of 24 GB".
+    peak_mem_gb: Mapped[float | None] = mapped_column(Float)
+    peak_mem_kind: Mapped[str | None] = mapped_column(String(32))
+    device_total_gb: Mapped[float | None] = mapped_column(Float)
+    # Batch > 1: the batch's images against the same prompts and seeds at batch 1.
+    batch_compared: Mapped[int | None] = mapped_column(Integer)
+    batch_identical: Mapped[int | None] = mapped_column(Integer)  # pixel for pixel
+    batch_ssim_mean: Mapped[float | None] = mapped_column(Float)
+    batch_ssim_min: Mapped[float | None] = mapped_column(Float)
+    batch_psnr_min_db: Mapped[float | None] = mapped_column(Float)  # over the non-identical
+    recompiles: Mapped[int | None] = mapped_column(Integer)
+    graph_breaks: Mapped[int | None] = mapped_column(Integer)
+    contention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    contended: Mapped[bool | None] = mapped_column()
+    process: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    variant: Mapped[Variant] = relationship(back_populates="shapes")
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+    @property
+    def latency_per_image_s(self) -> float | None:
+        if self.latency_median_s is None:
+            return None
+        return self.latency_median_s / self.batch_size
+
+    @property
+    def images_per_s(self) -> float | None:
+        if not self.latency_median_s:
+            return None
+        return self.batch_size / self.latency_median_s
 
 
 class VoteOutcome(enum.StrEnum):

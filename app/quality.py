@@ -126,7 +126,8 @@ def compute_run_metrics(
             .where(Generation.run_id == run_id)
             .order_by(Generation.variant_id, Prompt.position, Generation.seed)
         ).all()
-    by_key = {(g.variant_id, g.prompt_id, g.seed): g for g, _ in rows}
+    # Fidelity compares with the reference's image of the same prompt, seed and size.
+    by_key = {(g.variant_id, g.prompt_id, g.seed, g.width, g.height): g for g, _ in rows}
     items = []
     for gen, prompt in rows:
         spec = variants[gen.variant_id]
@@ -139,7 +140,9 @@ def compute_run_metrics(
                 image_path=gen.image_path,
                 prompt=prompt,
                 reference=(
-                    by_key.get((reference.id, gen.prompt_id, gen.seed)) if reference else None
+                    by_key.get((reference.id, gen.prompt_id, gen.seed, gen.width, gen.height))
+                    if reference
+                    else None
                 ),
                 reference_variant=reference.name if reference else None,
             )

@@ -263,6 +263,20 @@ class Benchmark(StrictModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def shapes_of_run(
+    config: dict[str, Any], width: int, height: int, variant: Variant
+) -> tuple[list[Size], list[int]]:
+    """A stored run's sizes and batch sizes for one of its variants (narrowed as the variant
+    says). `config` is the run's stored Benchmark JSON; a run stored before sizes existed
+    had one size, width x height, at batch 1."""
+    sizes = [Size.model_validate(s) for s in config.get("sizes") or [f"{width}x{height}"]]
+    batches = list(config.get("batch_sizes") or [1])
+    return (
+        [s for s in sizes if variant.sizes is None or s in variant.sizes],
+        [b for b in batches if variant.batch_sizes is None or b in variant.batch_sizes],
+    )
+
+
 def load_benchmark(path: Path | str) -> Benchmark:
     """Read and validate a benchmark config. Raises InputFileError with file, line and key."""
     path = Path(path)

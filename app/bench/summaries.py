@@ -49,6 +49,7 @@ class VariantSummary:
     timing_flags: list[str]
     jobs_done: int
     jobs_failed: int
+    jobs_do_not_fit: int
     jobs_total: int
 
 
@@ -123,6 +124,7 @@ def variant_summaries(
                 timing_flags=timing.flags if timing else [],
                 jobs_done=counts.get((variant.id, JobStatus.done), 0),
                 jobs_failed=counts.get((variant.id, JobStatus.failed), 0),
+                jobs_do_not_fit=counts.get((variant.id, JobStatus.does_not_fit), 0),
                 jobs_total=total,
             )
         )

@@ -86,6 +86,7 @@ def _job_counts(session: Session, run: Run) -> dict[str, int] | None:
     return {
         "jobs_done": jobs.total(JobStatus.done),
         "jobs_failed": jobs.total(JobStatus.failed),
+        "jobs_do_not_fit": jobs.total(JobStatus.does_not_fit),
         "jobs_total": jobs.total(),
     }
 
@@ -111,7 +112,7 @@ def _run_fields(run: Run, counts: dict[str, int] | None) -> dict[str, Any]:
         "seeds": run.config["seeds"],
         "created_at": _utc(run.created_at),
         "finished_at": _utc(run.finished_at),
-        **(counts or {"jobs_done": 0, "jobs_failed": 0, "jobs_total": 0}),
+        **(counts or {"jobs_done": 0, "jobs_failed": 0, "jobs_do_not_fit": 0, "jobs_total": 0}),
     }
 
 

@@ -6,9 +6,12 @@ The steps, in order, each measured in this fresh process only:
 2. load (and quantize, fuse, compile-wrap) the pipeline, then the first call: `load_s`,
    `compile_s`, and `load_peak_gb` — the peak of both, since compiling is part of getting
    ready; then the peak counters are reset;
+   then the first call at each of the variant's other sizes (a new shape's recompile);
 3. one image per JobOrder the parent sends (it claims the jobs and stores the results);
-4. the steady-state series on SeriesOrder: warm-up calls, then timed calls; `peak_mem_gb`
-   is the peak since step 2's reset, so it is what generating costs.
+4. one steady-state series per SeriesOrder (a size and batch size): for a batch > 1 a
+   timed first call whose images are compared with batch 1's, then warm-up calls, then
+   timed calls; the peak memory is reset before each shape, so it is that shape's cost.
+An out-of-memory error at a size or batch is reported as such, and the next order goes on.
 Graphs compiled and contention are recorded for phases 3 and 4 apart.
 """
 
@@ -16,20 +19,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from app.worker.isolate import (
+    BatchComparison,
     ChildFailed,
+    FirstCall,
     ImageDone,
+    JobDidNotFit,
     JobOrder,
     Loaded,
+    OutOfMemory,
     PhaseReport,
     SeriesDone,
     SeriesOrder,
@@ -63,6 +73,8 @@ def reason_of(err: BaseException) -> str:
 
 def serve(task: VariantTask, conn: Connection) -> None:
     # Heavy imports here, after the parent's environment (cache dirs) is in place.
+    import torch
+
     from app.bench.benchmark import Variant
     from app.worker import pipelines, timing
     from app.worker.contention import ContentionProbe
@@ -88,14 +100,40 @@ def serve(task: VariantTask, conn: Connection) -> None:
         device,
     )
 
-    def call(prompt: str, seed: int) -> Any:
-        return pipelines.generate(
-            pipe, spec, prompt=prompt, seed=seed, width=task.width, height=task.height
+    def call(prompts: list[str], seeds: list[int], size: tuple[int, int]) -> Any:
+        return pipelines.generate_batch(
+            pipe, spec, prompts=prompts, seeds=seeds, width=size[0], height=size[1]
         )
 
-    _, compile_s = timing.timed(lambda: call(task.series_prompt, task.series_seed), device)
+    def out_of_memory(err: BaseException) -> OutOfMemory:
+        """What an OOM reached; then the memory it held is handed back for the next shape."""
+        peak_gb, kind = timing.peak_memory_gb(device)
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        return OutOfMemory(reason_of(err), peak_gb, kind, timing.device_total_gb(device))
+
+    # The first call at each size, before any image: the first size's is the variant's
+    # compile_s (and ends its load peak); another size's is what a compiled variant pays to
+    # recompile for a new shape, its own figure rather than a slow first image. A size
+    # whose first call runs out of memory does not fit.
+    series_call = ([task.series_prompts[0]], [task.series_seed])
+    first_calls: list[FirstCall] = []
+    load_peak: tuple[float, str] | None = None
+    for size in task.sizes:
+        before = timing.CompileCounters.now()
+        try:
+            _, seconds = timing.timed(lambda: call(*series_call, size), device)  # noqa: B023
+        except torch.OutOfMemoryError as err:
+            first_calls.append(FirstCall(*size, None, 0, out_of_memory(err)))
+        else:
+            graphs = timing.CompileCounters.now().since(before).graphs
+            first_calls.append(FirstCall(*size, seconds, graphs))
+        load_peak = load_peak or timing.peak_memory_gb(device)
+    assert load_peak is not None  # a variant has at least one size
+    load_peak_gb, peak_kind = load_peak
+    compile_s = first_calls[0].seconds
     compiled = timing.CompileCounters.now()
-    load_peak_gb, peak_kind = timing.peak_memory_gb(device)
     inductor_after = timing.inductor_config()
     environment = timing.capture_environment(device) | {
         "dtype": spec.dtype,
@@ -126,6 +164,7 @@ def serve(task: VariantTask, conn: Connection) -> None:
             peak_kind=peak_kind,
             compile_cache=compiled.cache_state,
             environment=environment,
+            first_calls=first_calls,
         )
     )
     timing.reset_peak_memory(device)
@@ -141,43 +180,139 @@ def serve(task: VariantTask, conn: Connection) -> None:
         probe.start()
     while isinstance(order, JobOrder):
         job = order
-        image, latency_s = timing.timed(lambda: call(job.prompt, job.seed), device)  # noqa: B023
-        stored = store_image(image, task.media_dir, job.stem)
-        conn.send(ImageDone(job.job_id, stored, image.width, image.height, latency_s))
+        try:
+            made, latency_s = timing.timed(
+                lambda: call([job.prompt], [job.seed], (job.width, job.height)),  # noqa: B023
+                device,
+            )
+        except torch.OutOfMemoryError as err:
+            conn.send(JobDidNotFit(job.job_id, out_of_memory(err)))
+        else:
+            image = made[0]
+            stored = store_image(image, task.media_dir, job.stem)
+            conn.send(ImageDone(job.job_id, stored, image.width, image.height, latency_s))
         order = conn.recv()
     if started:
         counted = timing.CompileCounters.now().since(compiled)
         images = PhaseReport(
             counted.graphs, counted.graph_breaks, probe.stop(), started, time.time()
         )
-    if not isinstance(order, SeriesOrder):
-        return  # None: the parent needs no series (or is stopping us)
 
-    # 4. The steady-state series: warm-up calls, then timed calls.
-    for _ in range(task.warmup):
-        call(task.series_prompt, task.series_seed)
-    before = timing.CompileCounters.now()
-    probe = ContentionProbe(device)
-    started = time.time()
-    probe.start()
-    samples = [
-        timing.timed(lambda: call(task.series_prompt, task.series_seed), device)[1]
-        for _ in range(task.repeats)
-    ]
-    contention = probe.stop()
-    finished = time.time()
-    counted = timing.CompileCounters.now().since(before)
-    peak_gb, peak_kind = timing.peak_memory_gb(device)
-    conn.send(
-        SeriesDone(
-            samples_s=samples,
-            series=PhaseReport(counted.graphs, counted.graph_breaks, contention, started, finished),
-            images=images,
-            peak_gb=peak_gb,
-            peak_kind=peak_kind,
+    # 4. The steady-state series, one shape per order: (first call,) warm-up, timed calls.
+    while isinstance(order, SeriesOrder):
+        conn.send(time_shape(order, task, call, out_of_memory, images))
+        images = None  # reported once
+        order = conn.recv()
+
+
+def time_shape(
+    order: SeriesOrder,
+    task: VariantTask,
+    call: Callable[[list[str], list[int], tuple[int, int]], Any],
+    out_of_memory: Callable[[BaseException], OutOfMemory],
+    images: PhaseReport | None,
+) -> SeriesDone:
+    """One shape's series. At batch 1 the first call at this size was made at load; a
+    larger batch's first call is timed here, and its images compared with batch 1's."""
+    import torch
+
+    from app.worker import timing
+    from app.worker.contention import ContentionProbe
+
+    device, size, batch = task.device, (order.width, order.height), len(order.prompts)
+    timing.reset_peak_memory(device)
+    first_s: float | None = None
+    first_graphs: int | None = None
+    comparison: BatchComparison | None = None
+    samples: list[float] = []
+    phase: PhaseReport | None = None
+    try:
+        if batch > 1:
+            before = timing.CompileCounters.now()
+            made, first_s = timing.timed(lambda: call(order.prompts, order.seeds, size), device)
+            first_graphs = timing.CompileCounters.now().since(before).graphs
+            comparison = compare_with_batch_one(made, order.references, task.media_dir)
+        for _ in range(task.warmup):
+            call(order.prompts, order.seeds, size)
+        before = timing.CompileCounters.now()
+        probe = ContentionProbe(device)
+        started = time.time()
+        probe.start()
+        samples = [
+            timing.timed(lambda: call(order.prompts, order.seeds, size), device)[1]
+            for _ in range(task.repeats)
+        ]
+        contention = probe.stop()
+        counted = timing.CompileCounters.now().since(before)
+        phase = PhaseReport(counted.graphs, counted.graph_breaks, contention, started, time.time())
+    except torch.OutOfMemoryError as err:
+        oom = out_of_memory(err)
+        return SeriesDone(
+            *size,
+            batch,
+            [],
+            None,
+            images,
+            oom.peak_gb,
+            oom.peak_kind,
+            oom.device_total_gb,
+            first_s,
+            first_graphs,
+            oom,
+            comparison,
         )
+    peak_gb, peak_kind = timing.peak_memory_gb(device)
+    return SeriesDone(
+        *size,
+        batch,
+        samples,
+        phase,
+        images,
+        peak_gb,
+        peak_kind,
+        timing.device_total_gb(device),
+        first_s,
+        first_graphs,
+        None,
+        comparison,
     )
-    conn.recv()  # None: the parent has stored the series
+
+
+def compare_with_batch_one(
+    made: list[Any], references: list[str | None], media_dir: Path
+) -> BatchComparison:
+    """SSIM and PSNR of each image of a batch against the batch-1 image of the same prompt
+    and seed (the fidelity metrics' own functions, app/quality.py); identical pixels counted
+    apart, since PSNR is infinite there."""
+    import numpy as np
+
+    from app.quality import load_image, psnr_db, ssim, to_tensor
+
+    pairs = [
+        (image.convert("RGB"), load_image(media_dir / ref))
+        for image, ref in zip(made, references, strict=False)
+        if ref is not None
+    ]
+    if not pairs:
+        return BatchComparison(0, 0, None, None, None)
+    identical = sum(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in pairs)
+    import torch
+
+    preds = torch.stack([to_tensor(a) for a, _ in pairs])
+    target = torch.stack([to_tensor(b) for _, b in pairs])
+    ssims = ssim(preds, target).tolist()
+    differing = [
+        value
+        for value, (a, b) in zip(psnr_db(preds, target).tolist(), pairs, strict=True)
+        if not np.array_equal(np.asarray(a), np.asarray(b))
+    ]
+    return BatchComparison(
+        compared=len(pairs),
+        identical=int(identical),
+        ssim_mean=sum(ssims) / len(ssims),
+        ssim_min=min(ssims),
+        psnr_min_db=min(differing) if differing else None,
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -6,10 +6,13 @@ state or peak-memory counter of one variant survives into the next one's figures
 (DESIGN.md, rule 9). The parent keeps the database and the claims; the child keeps the
 pipeline. They speak over a pipe:
 
-    child  -> Loaded                 after the load and the first call
-    parent -> JobOrder  (repeated)   child -> ImageDone
-    parent -> SeriesOrder            child -> SeriesDone
+    child  -> Loaded                 after the load and the first call at each size
+    parent -> JobOrder  (repeated)   child -> ImageDone, or JobDidNotFit (out of memory)
+    parent -> SeriesOrder (per shape) child -> SeriesDone
     parent -> None                   child exits 0
+
+A shape is a (size, batch size). Running out of device memory at one is a result, not a
+failure: the child reports it (OutOfMemory) and goes on with the next order.
 
 A child that raises sends ChildFailed with the reason. A child that dies without a word
 (CUDA OOM killer, segfault, os._exit, SIGKILL) is noticed by the parent, which names the
@@ -47,28 +50,52 @@ class VariantTask:
     variant_id: int
     spec: dict[str, Any]  # app.bench.benchmark.Variant as JSON
     device: str
-    width: int
-    height: int
+    # The variant's sizes, (width, height); the first is where it loads and first calls.
+    sizes: list[tuple[int, int]]
     config_dir: Path
     models_dir: Path
     media_dir: Path
     threads: int | None  # torch threads; None: torch's default (CUDA with no setting)
-    # The steady-state series: one prompt and seed, warm-up calls, timed calls.
-    series_prompt: str
+    # The steady-state series: warm-up calls, then timed calls, of the first prompts (as
+    # many as the largest batch) at one seed; batch 1 uses the first.
+    series_prompts: list[str]
     series_seed: int
     warmup: int
     repeats: int
 
 
 @dataclass(frozen=True)
+class OutOfMemory:
+    """The device ran out of memory: how far it got, and what it has."""
+
+    reason: str
+    peak_gb: float
+    peak_kind: str
+    device_total_gb: float
+
+
+@dataclass(frozen=True)
+class FirstCall:
+    """The first call at a size (batch 1): the time and graphs a new shape costs."""
+
+    width: int
+    height: int
+    seconds: float | None
+    graphs: int
+    oom: OutOfMemory | None = None
+
+
+@dataclass(frozen=True)
 class Loaded:
     pid: int
     load_s: float
-    compile_s: float
+    compile_s: float | None  # None: the first call ran out of memory at the first size
     load_peak_gb: float
     peak_kind: str
     compile_cache: str | None
     environment: dict[str, Any]
+    # One per size, the first size's first (its seconds are compile_s).
+    first_calls: list[FirstCall] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,6 +104,8 @@ class JobOrder:
     stem: str  # where the image goes, relative to the media folder
     prompt: str
     seed: int
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -89,8 +118,23 @@ class ImageDone:
 
 
 @dataclass(frozen=True)
+class JobDidNotFit:
+    job_id: int
+    oom: OutOfMemory
+
+
+@dataclass(frozen=True)
 class SeriesOrder:
-    pass
+    """Time one shape: a first call, warm-up calls, then timed calls, each making
+    len(prompts) images (the batch size). For a batch > 1, `references` are the media paths
+    of the same prompts and seeds made at batch 1 (None where there is none), which the
+    first call's images are compared with."""
+
+    width: int
+    height: int
+    prompts: list[str]
+    seeds: list[int]
+    references: list[str | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,12 +149,31 @@ class PhaseReport:
 
 
 @dataclass(frozen=True)
+class BatchComparison:
+    """A batch's images against the same prompts and seeds at batch 1."""
+
+    compared: int
+    identical: int  # pixel for pixel
+    ssim_mean: float | None
+    ssim_min: float | None
+    psnr_min_db: float | None  # over the images that differ; None if none does
+
+
+@dataclass(frozen=True)
 class SeriesDone:
-    samples_s: list[float]
-    series: PhaseReport
-    images: PhaseReport | None  # None when this child generated no image
+    width: int
+    height: int
+    batch_size: int
+    samples_s: list[float]  # per call; empty when it did not fit
+    series: PhaseReport | None
+    images: PhaseReport | None  # the images phase: on the first SeriesDone only
     peak_gb: float
     peak_kind: str
+    device_total_gb: float
+    first_call_s: float | None = None  # batch > 1 only (batch 1's is in Loaded)
+    first_call_graphs: int | None = None
+    oom: OutOfMemory | None = None
+    comparison: BatchComparison | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from pathlib import Path
 
 import PIL.Image
@@ -69,22 +70,50 @@ def generate(
     pipe: FluxPipeline, variant: Variant, *, prompt: str, seed: int, width: int, height: int
 ) -> PIL.Image.Image:
     """One image. The same seed gives the same image on the same setup (seeded on the CPU)."""
+    return generate_batch(
+        pipe, variant, prompts=[prompt], seeds=[seed], width=width, height=height
+    )[0]
+
+
+# Test hook: "WxH:B,..." makes a call at that size and batch size raise the device's
+# out-of-memory error, as a GPU too small for it would (the tests' way to a "does not fit"
+# on a CPU machine). Unset in normal use.
+FAKE_OOM_ENV = "FLUX_PLAYGROUND_TEST_OOM_AT"
+
+
+def generate_batch(
+    pipe: FluxPipeline,
+    variant: Variant,
+    *,
+    prompts: list[str],
+    seeds: list[int],
+    width: int,
+    height: int,
+) -> list[PIL.Image.Image]:
+    """One call making len(prompts) images, each from its own seeded generator: image i is
+    what a batch-1 call with prompts[i] and seeds[i] makes, up to the numerics of batching
+    (which the batch-vs-single comparison measures)."""
+    shape = f"{width}x{height}:{len(prompts)}"
+    if shape in os.environ.get(FAKE_OOM_ENV, "").split(","):
+        raise torch.OutOfMemoryError(f"CUDA out of memory (test hook {FAKE_OOM_ENV}={shape})")
     if pipe.transformer.is_cache_enabled:
         # diffusers resets the cache at the end of a call; a call that raised did not get
         # there and would leave its residuals to the next image.
         pipe.transformer._reset_stateful_cache()
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     with torch.inference_mode():
         result = pipe(
-            prompt=prompt,
+            prompt=prompts if len(prompts) > 1 else prompts[0],
             num_inference_steps=variant.steps,
             guidance_scale=variant.guidance,
             max_sequence_length=variant.max_sequence_length,
             width=width,
             height=height,
-            generator=torch.Generator("cpu").manual_seed(seed),
+            # One generator for one image, as before batches existed (same latents).
+            generator=generators if len(generators) > 1 else generators[0],
         )
-    image: PIL.Image.Image = result.images[0]
-    return image
+    images: list[PIL.Image.Image] = list(result.images)
+    return images
 
 
 def check_environment(variant: Variant, device: str) -> None:

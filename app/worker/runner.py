@@ -36,7 +36,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sqlalchemy import Engine, Update, func, insert, select, update
+from sqlalchemy import Engine, Update, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,8 @@ from app.models import (
     Prompt,
     Run,
     RunStatus,
+    SeriesStatus,
+    ShapeSeries,
     TimingSummary,
     Variant,
     VariantStatus,
@@ -61,9 +63,12 @@ from app.worker.images import remove_orphan_temp_files
 from app.worker.isolate import (
     ChildDied,
     ChildFailed,
+    FirstCall,
     ImageDone,
+    JobDidNotFit,
     JobOrder,
     Loaded,
+    OutOfMemory,
     PhaseReport,
     SeriesDone,
     SeriesOrder,
@@ -163,16 +168,20 @@ def _create_run(
             )
         )
     session.flush()
+    # Size by size: a variant's child makes one size's images one after another.
     session.add_all(
         Job(
             run_id=run.id,
             variant_id=variant.id,
             prompt_id=prompt.id,
             seed=seed,
+            width=size.width,
+            height=size.height,
             status=JobStatus.pending,
             attempts=0,
         )
-        for variant in run.variants
+        for spec, variant in zip(bench.variants, run.variants, strict=True)
+        for size in bench.sizes_of(spec)
         for prompt in run.prompts
         for seed in bench.seeds
     )
@@ -262,6 +271,8 @@ class Claim(NamedTuple):
     run_id: int
     prompt_id: int
     seed: int
+    width: int
+    height: int
 
 
 class VariantFailed(RuntimeError):
@@ -278,6 +289,8 @@ class VariantPlan:
     prompt_texts: dict[int, str]
     total_jobs: int
     done_jobs: int
+    batch_sizes: list[int]
+    series_prompt_ids: list[int]  # the series' prompts, in order (batch b uses the first b)
 
 
 class Worker:
@@ -434,22 +447,32 @@ class Worker:
             first_seed = session.scalars(
                 select(Job.seed).where(Job.variant_id == variant_id).order_by(Job.id)
             ).first()
+            sizes, batch_sizes = bm.shapes_of_run(run.config, run.width, run.height, spec)
+            series_prompt_ids = list(prompt_texts)[: max(batch_sizes)]
             task = VariantTask(
                 variant_id=variant_id,
                 spec=row.config,
                 device=run.device,
-                width=run.width,
-                height=run.height,
+                sizes=[(size.width, size.height) for size in sizes],
                 config_dir=Path(run.config_path).parent,
                 models_dir=self.models_dir,
                 media_dir=self.media_dir,
                 threads=torch_threads(run.device, self.cpu_threads),
-                series_prompt=next(iter(prompt_texts.values()), ""),
+                series_prompts=[prompt_texts[i] for i in series_prompt_ids] or [""],
                 series_seed=first_seed or 0,
                 warmup=run.warmup,
                 repeats=run.repeats,
             )
-            return VariantPlan(task, spec, run.id, prompt_texts, total or 0, done or 0)
+            return VariantPlan(
+                task,
+                spec,
+                run.id,
+                prompt_texts,
+                total or 0,
+                done or 0,
+                batch_sizes,
+                series_prompt_ids,
+            )
 
     def _work_variant(self, variant_id: int, device_key: str, report: WorkerReport) -> None:
         plan = self._plan(variant_id)
@@ -489,9 +512,13 @@ class Worker:
         """Load, generate the pending images, time the series: the parent's side."""
         variant_id = plan.task.variant_id
 
-        # 1. The child loads the pipeline and makes the first call.
+        # 1. The child loads the pipeline and makes the first call at each size. A size
+        # whose first call ran out of memory does not fit: its images are not tried.
         loaded = self._expect(child, Loaded, variant_id)
         self._record_loaded(variant_id, loaded)
+        unfit = {(c.width, c.height): c.oom for c in loaded.first_calls if c.oom is not None}
+        for (width, height), oom in unfit.items():
+            self._jobs_do_not_fit(variant_id, width, height, oom)
 
         # 2. One image per pending job, each stored before the next one is ordered. (A
         # writer thread that encodes while the next image generates was tried: on the CPU it
@@ -500,30 +527,98 @@ class Worker:
         self.progress.update(task, status="generating")
         while (claim := self._claim(variant_id)) is not None:
             stem = f"runs/{claim.run_id}/{plan.spec.name}/{claim.job_id}"
+            prompt = plan.prompt_texts[claim.prompt_id]
             try:
                 child.send(
-                    JobOrder(claim.job_id, stem, plan.prompt_texts[claim.prompt_id], claim.seed)
+                    JobOrder(claim.job_id, stem, prompt, claim.seed, claim.width, claim.height)
                 )
-                image = self._expect(child, ImageDone, variant_id)
-                self._store(claim, variant_id, plan.spec, image, process)
+                image = self._image_or_misfit(child, variant_id)
+                if isinstance(image, JobDidNotFit):
+                    self._job_does_not_fit(claim.job_id, image.oom, claim)
+                else:
+                    self._store(claim, variant_id, plan.spec, image, process)
             except BaseException:
                 self._release(claim.job_id)
                 raise
             report.generated += 1
             self.progress.advance(task)
 
-        # 3. Steady state: warm-up calls, then timed repeats of one prompt.
+        # 3. Steady state per size and batch size: warm-up calls, then timed repeats. A
+        # batch that does not fit at a size skips the larger ones there.
         self.progress.update(task, status="steady-state timing")
-        child.send(SeriesOrder())
-        series = self._expect(child, SeriesDone, variant_id)
-        self._finish_variant(variant_id, series, plan.task.warmup, device_key, process)
+        first_calls = {(c.width, c.height): c for c in loaded.first_calls}
+        shapes: list[SeriesDone] = []
+        images_phase: PhaseReport | None = None
+        for width, height in plan.task.sizes:
+            too_big: str | None = None
+            for batch in plan.batch_sizes:
+                if too_big is not None:
+                    self._store_shape(variant_id, width, height, batch, None, skipped=too_big)
+                    continue
+                if batch == 1 and (width, height) in unfit:
+                    oom = unfit[(width, height)]
+                    self._store_shape(variant_id, width, height, batch, None, oom=oom)
+                    too_big = "batch 1 does not fit at this size"
+                    continue
+                self.progress.update(
+                    task, status=f"steady-state timing {width}x{height}, batch {batch}"
+                )
+                child.send(self._series_order(plan, variant_id, width, height, batch))
+                done = self._expect(child, SeriesDone, variant_id)
+                images_phase = images_phase or done.images
+                first = first_calls.get((width, height)) if batch == 1 else None
+                self._store_shape(
+                    variant_id, width, height, batch, done, first=first, warmup=plan.task.warmup
+                )
+                shapes.append(done)
+                if done.oom is not None:
+                    too_big = f"batch {batch} does not fit at this size"
+        self._finish_variant(
+            variant_id, shapes, images_phase, plan.task.warmup, device_key, process, plan.task
+        )
 
-    def _expect(self, child: VariantProcess, kind: type[T], variant_id: int) -> T:
+    def _series_order(
+        self, plan: VariantPlan, variant_id: int, width: int, height: int, batch: int
+    ) -> SeriesOrder:
+        """The series' first `batch` prompts at one seed; for a batch > 1, the batch-1
+        images of the same prompts, seed and size to compare with (None where missing)."""
+        ids = [plan.series_prompt_ids[i % len(plan.series_prompt_ids)] for i in range(batch)]
+        seed = plan.task.series_seed
+        references: list[str | None] = []
+        if batch > 1:
+            with session_scope(self.engine) as session:
+                paths = dict(
+                    session.execute(
+                        select(Generation.prompt_id, Generation.image_path).where(
+                            Generation.variant_id == variant_id,
+                            Generation.prompt_id.in_(ids),
+                            Generation.seed == seed,
+                            Generation.width == width,
+                            Generation.height == height,
+                        )
+                    ).all()
+                )
+            references = [paths.get(i) for i in ids]
+        return SeriesOrder(
+            width, height, [plan.prompt_texts[i] for i in ids], [seed] * batch, references
+        )
+
+    def _receive(self, child: VariantProcess, variant_id: int) -> object:
         message = child.receive(on_idle=lambda: self._heartbeat(variant_id))
         if isinstance(message, ChildFailed):
             raise VariantFailed(message.reason)
+        return message
+
+    def _expect(self, child: VariantProcess, kind: type[T], variant_id: int) -> T:
+        message = self._receive(child, variant_id)
         if not isinstance(message, kind):
             raise VariantFailed(f"child sent {type(message).__name__}, expected {kind.__name__}")
+        return message
+
+    def _image_or_misfit(self, child: VariantProcess, variant_id: int) -> ImageDone | JobDidNotFit:
+        message = self._receive(child, variant_id)
+        if not isinstance(message, ImageDone | JobDidNotFit):
+            raise VariantFailed(f"child sent {type(message).__name__}, expected ImageDone")
         return message
 
     # -- database steps, each one short transaction -----------------------------------------
@@ -560,10 +655,10 @@ class Worker:
                         claimed_at=utcnow(),
                         attempts=Job.attempts + 1,
                     )
-                    .returning(Job.run_id, Job.prompt_id, Job.seed)
+                    .returning(Job.run_id, Job.prompt_id, Job.seed, Job.width, Job.height)
                 ).first()
                 if claimed is not None:
-                    return Claim(job_id, claimed.run_id, claimed.prompt_id, claimed.seed)
+                    return Claim(job_id, *claimed)
 
     def _release(self, job_id: int) -> None:
         with session_scope(self.engine) as session:
@@ -572,6 +667,99 @@ class Worker:
                 .where(Job.id == job_id, Job.status == JobStatus.running)
                 .values(status=JobStatus.pending, worker=None, claimed_at=None)
             )
+
+    def _jobs_do_not_fit(self, variant_id: int, width: int, height: int, oom: OutOfMemory) -> None:
+        """Every pending job of the variant at a size whose first call ran out of memory."""
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Job)
+                .where(
+                    Job.variant_id == variant_id,
+                    Job.width == width,
+                    Job.height == height,
+                    Job.status == JobStatus.pending,
+                )
+                .values(
+                    status=JobStatus.does_not_fit,
+                    error=misfit_reason(width, height, 1, oom),
+                    finished_at=utcnow(),
+                )
+            )
+
+    def _job_does_not_fit(self, job_id: int, oom: OutOfMemory, claim: Claim) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    status=JobStatus.does_not_fit,
+                    error=misfit_reason(claim.width, claim.height, 1, oom),
+                    finished_at=utcnow(),
+                )
+            )
+
+    def _store_shape(
+        self,
+        variant_id: int,
+        width: int,
+        height: int,
+        batch: int,
+        done: SeriesDone | None,
+        *,
+        first: FirstCall | None = None,
+        skipped: str | None = None,
+        oom: OutOfMemory | None = None,
+        warmup: int = 0,
+    ) -> None:
+        """One shape's row, replacing an earlier attempt's: measured, does not fit (with the
+        memory reached), or skipped (with why). Only while this worker holds the claim."""
+        row = ShapeSeries(
+            variant_id=variant_id, width=width, height=height, batch_size=batch, n=0, warmup=0
+        )
+        oom = oom or (done.oom if done is not None else None)
+        if oom is not None:
+            row.status = SeriesStatus.does_not_fit
+            row.error = misfit_reason(width, height, batch, oom)
+            row.peak_mem_gb, row.peak_mem_kind = oom.peak_gb, oom.peak_kind
+            row.device_total_gb = oom.device_total_gb
+        elif done is None:
+            row.status, row.error = SeriesStatus.skipped, skipped
+        else:
+            stats = LatencyStats.of(done.samples_s)
+            row.status, row.n, row.warmup = SeriesStatus.measured, stats.n, warmup
+            row.latency_median_s, row.latency_p10_s = stats.median_s, stats.p10_s
+            row.latency_p90_s, row.latency_mean_s = stats.p90_s, stats.mean_s
+            row.latency_min_s, row.latency_max_s = stats.min_s, stats.max_s
+            row.peak_mem_gb, row.peak_mem_kind = done.peak_gb, done.peak_kind
+            row.device_total_gb = done.device_total_gb
+        if done is not None:
+            row.first_call_s, row.first_call_graphs = done.first_call_s, done.first_call_graphs
+            if done.series is not None:
+                row.recompiles, row.graph_breaks = done.series.recompiles, done.series.graph_breaks
+                row.contention = done.series.contention
+                row.contended = bool(done.series.contention and done.series.contention["contended"])
+                row.started_at = datetime.fromtimestamp(done.series.started_at, UTC)
+                row.finished_at = datetime.fromtimestamp(done.series.finished_at, UTC)
+            if done.comparison is not None:
+                c = done.comparison
+                row.batch_compared, row.batch_identical = c.compared, c.identical
+                row.batch_ssim_mean, row.batch_ssim_min = c.ssim_mean, c.ssim_min
+                row.batch_psnr_min_db = c.psnr_min_db
+        if first is not None:  # batch 1: its size's first call was made at load
+            row.first_call_s, row.first_call_graphs = first.seconds, first.graphs
+        with session_scope(self.engine) as session:
+            owner = session.scalar(select(Variant.worker).where(Variant.id == variant_id))
+            if owner != self.worker_id:
+                raise VariantFailed("the claim was lost (lease expired) during the series")
+            session.execute(
+                delete(ShapeSeries).where(
+                    ShapeSeries.variant_id == variant_id,
+                    ShapeSeries.width == width,
+                    ShapeSeries.height == height,
+                    ShapeSeries.batch_size == batch,
+                )
+            )
+            session.add(row)
 
     def _store(
         self, claim: Claim, variant_id: int, spec: bm.Variant, image: ImageDone, process: str
@@ -612,50 +800,69 @@ class Worker:
             conn.execute(self._owned(variant_id).values(heartbeat_at=now))
 
     def _finish_variant(
-        self, variant_id: int, series: SeriesDone, warmup: int, device_key: str, process: str
+        self,
+        variant_id: int,
+        shapes: list[SeriesDone],
+        images: PhaseReport | None,
+        warmup: int,
+        device_key: str,
+        process: str,
+        task: VariantTask,
     ) -> None:
         """Store the timing summaries and mark the variant done: idempotent, and only while
-        this worker holds the claim (a worker that lost it must not overwrite the winner)."""
+        this worker holds the claim (a worker that lost it must not overwrite the winner).
+        The summaries are the variant's main shape (its first size, batch 1): what speed-ups
+        and costs compare; shape_series holds every shape."""
+        (width, height), *_ = task.sizes
+        main = next(
+            (
+                done
+                for done in shapes
+                if (done.width, done.height, done.batch_size) == (width, height, 1)
+                and done.oom is None
+            ),
+            None,
+        )
         with session_scope(self.engine) as session:
             row = session.get_one(Variant, variant_id)
             if row.worker != self.worker_id:
                 raise VariantFailed("the claim was lost (lease expired) before the series ended")
             latencies = list(
                 session.scalars(
-                    select(Generation.latency_s).where(Generation.variant_id == variant_id)
+                    select(Generation.latency_s).where(
+                        Generation.variant_id == variant_id,
+                        Generation.width == width,
+                        Generation.height == height,
+                    )
                 )
             )
             for old in list(row.timings):
                 session.delete(old)
             session.flush()
-            row.timings.append(
-                _summary(
-                    "steady_state",
-                    LatencyStats.of(series.samples_s),
-                    warmup,
-                    series.series,
-                    device_key,
-                    process,
-                )
-            )
-            if latencies:
+            if main is not None:
                 row.timings.append(
                     _summary(
-                        "per_image",
-                        LatencyStats.of(latencies),
-                        0,
-                        series.images,
+                        "steady_state",
+                        LatencyStats.of(main.samples_s),
+                        warmup,
+                        main.series,
                         device_key,
                         process,
                     )
                 )
-            row.peak_mem_gb, row.peak_mem_kind = series.peak_gb, series.peak_kind
-            pending = session.scalar(
+                row.peak_mem_gb, row.peak_mem_kind = main.peak_gb, main.peak_kind
+            if latencies:
+                row.timings.append(
+                    _summary(
+                        "per_image", LatencyStats.of(latencies), 0, images, device_key, process
+                    )
+                )
+            unfinished = session.scalar(
                 select(func.count()).where(
-                    Job.variant_id == variant_id, Job.status != JobStatus.done
+                    Job.variant_id == variant_id, Job.status.in_(UNFINISHED_JOBS)
                 )
             )
-            row.status = VariantStatus.done if pending == 0 else VariantStatus.pending
+            row.status = VariantStatus.done if unfinished == 0 else VariantStatus.pending
             row.error = None
 
     def _fail_variant(self, variant_id: int, reason: str) -> None:
@@ -687,6 +894,18 @@ class Worker:
             if open_jobs == 0 and open_variants == 0:
                 run.status = RunStatus.done
                 run.finished_at = utcnow()
+
+
+# Jobs that keep a variant from being done ("does not fit" is a finished result).
+UNFINISHED_JOBS = (JobStatus.pending, JobStatus.running, JobStatus.failed)
+
+
+def misfit_reason(width: int, height: int, batch: int, oom: OutOfMemory) -> str:
+    """ "does not fit at 2048x2048, batch 4: 31.2 of 24.0 GB reached (...)" — for pages."""
+    return (
+        f"does not fit at {width}x{height}, batch {batch}: {oom.peak_gb:.1f} GB reached of "
+        f"{oom.device_total_gb:.1f} GB ({oom.reason})"
+    )[:500]
 
 
 @contextmanager

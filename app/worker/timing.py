@@ -76,6 +76,15 @@ def peak_memory_gb(device: str) -> tuple[float, str]:
     return peak, "process_lifetime_peak_rss"
 
 
+def device_total_gb(device: str) -> float:
+    """What the device has: the GPU's memory, or the machine's for the CPU."""
+    if device == "cuda":
+        return torch.cuda.get_device_properties(0).total_memory / 1e9
+    import psutil
+
+    return psutil.virtual_memory().total / 1e9
+
+
 @dataclass(frozen=True)
 class CompileCounters:
     """torch.compile's process-wide counters: graphs compiled, graph breaks, and Inductor's
