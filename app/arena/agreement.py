@@ -39,6 +39,7 @@ from app.models import (
     Generation,
     GenerationMetric,
     MetricStatus,
+    Run,
     Variant,
 )
 from app.quality import metric_summaries, metrics_version
@@ -135,6 +136,7 @@ def metric_agreement(
     """Agreement of each metric with the counted decided votes of `view`'s run (and panel)."""
     run_id = view.run_id
     variants = {v.id: v for v in session.scalars(select(Variant).where(Variant.run_id == run_id))}
+    run = session.get_one(Run, run_id)
     rows = session.execute(
         select(
             Generation.variant_id,
@@ -147,6 +149,9 @@ def metric_agreement(
         .join(Generation, Generation.id == GenerationMetric.generation_id)
         .where(
             Generation.run_id == run_id,
+            # The arena shows the run's main size: the images the votes judged.
+            Generation.width == run.width,
+            Generation.height == run.height,
             GenerationMetric.metric.in_(list(metrics)),
             GenerationMetric.status == MetricStatus.ok,
             GenerationMetric.value.is_not(None),

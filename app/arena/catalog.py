@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.memo import TTLMemo
 from app.memory import release_freed_memory
-from app.models import Generation, Prompt, Variant, VariantStatus, Vote
+from app.models import Generation, Prompt, Run, Variant, VariantStatus, Vote
 
 VOTES = cast(Table, Vote.__table__)
 
@@ -158,6 +158,9 @@ def load_catalog(
 ) -> RunCatalog:
     # The marker first: a change landing during the load shows as a change at the next look.
     marker = marker if marker is not None else catalog_marker(session, run_id)
+    # The arena pairs images of one size: the run's main size (its first), which is what
+    # its leaderboard ranks.
+    width, height = session.execute(select(Run.width, Run.height).where(Run.id == run_id)).one()
     contenders = [
         Contender(id=row.id, name=row.name, reference_id=row.reference_id)
         for row in session.execute(
@@ -178,7 +181,11 @@ def load_catalog(
             Generation.latency_s,
             Generation.steps,
         )
-        .where(Generation.variant_id.in_([c.id for c in contenders]))
+        .where(
+            Generation.variant_id.in_([c.id for c in contenders]),
+            Generation.width == width,
+            Generation.height == height,
+        )
         .order_by(Generation.variant_id)
         .execution_options(yield_per=5000)
     )

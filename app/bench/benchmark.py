@@ -15,7 +15,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,7 @@ from pydantic import (
 
 from app.errors import InputFileError
 
+T = TypeVar("T")
 Dtype = Literal["bfloat16", "float16", "float32"]
 QuantizeMode = Literal["int8_weight_only", "int8_dynamic", "fp8_dynamic"]
 Device = Literal["cpu", "cuda"]
@@ -177,6 +178,9 @@ class BenchmarkSpec(StrictModel):
     # Several sizes instead of width/height: images at each, the first is the main one
     # (the one pages show first and the arena, speed-ups and costs use).
     sizes: SizeList | None = None
+    # Images at the sizes after the first for the first N prompts only (a big size costs
+    # more per image; the main size keeps every prompt). None: every prompt at every size.
+    size_prompt_limit: Annotated[int, Field(ge=1)] | None = None
     # The steady-state series runs at each size and batch size (images stay at batch 1).
     batch_sizes: BatchSizeList = [1]
     device: Device = "cuda"
@@ -217,6 +221,7 @@ class Benchmark(StrictModel):
     width: int  # the main size: sizes[0]
     height: int
     sizes: list[Size]
+    size_prompt_limit: int | None = None
     batch_sizes: list[int]
     device: Device
     hardware: str
@@ -238,6 +243,13 @@ class Benchmark(StrictModel):
         own = variant.batch_sizes
         return [b for b in self.batch_sizes if own is None or b in own]
 
+    def prompts_at(self, size: Size, prompts: list[T]) -> list[T]:
+        """The prompts that get images at `size`: all at the main size, the first
+        size_prompt_limit at the others."""
+        if size == self.sizes[0] or self.size_prompt_limit is None:
+            return prompts
+        return prompts[: self.size_prompt_limit]
+
     @property
     def is_single_shape(self) -> bool:
         """One size at batch 1, as every config was before sizes and batch sizes."""
@@ -255,6 +267,8 @@ class Benchmark(StrictModel):
         # sizes existed: rerunning it resumes its run instead of starting a new one.
         if self.is_single_shape:
             del payload["sizes"], payload["batch_sizes"]
+        if self.size_prompt_limit is None:
+            del payload["size_prompt_limit"]
         for variant in payload["variants"]:
             for key in ("sizes", "batch_sizes"):
                 if variant[key] is None:
@@ -328,6 +342,7 @@ def load_benchmark(path: Path | str) -> Benchmark:
         width=sizes[0].width,
         height=sizes[0].height,
         sizes=sizes,
+        size_prompt_limit=spec.size_prompt_limit,
         batch_sizes=spec.batch_sizes,
         device=spec.device,
         hardware=spec.hardware,

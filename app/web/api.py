@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from app.api_schemas import (
     VariantsOut,
 )
 from app.arena.leaderboard import leaderboard, leaderboard_data
+from app.bench.benchmark import Size
 from app.bench.summaries import public_environment, variant_summaries
 from app.config import Settings
 from app.csv_cells import csv_cell
@@ -257,8 +259,19 @@ def generation_filters(
     variant: Annotated[str | None, Query(max_length=64, description="Variant name.")] = None,
     prompt_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     seed: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+    size: Annotated[
+        str | None,
+        Query(max_length=16, description="Only images of this size, WIDTHxHEIGHT (e.g. 1344x768)."),
+    ] = None,
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
+    if size is not None:
+        try:
+            parsed = Size.model_validate(size)
+        except ValidationError as err:
+            reason = err.errors()[0]["msg"].removeprefix("Value error, ")
+            raise HTTPException(422, f"size: {reason}") from None
+        where += [Generation.width == parsed.width, Generation.height == parsed.height]
     if variant is not None:
         # On the generations alone (no join): a count of a big run's rows stays an index scan.
         where.append(Generation.variant_id.in_(select(Variant.id).where(Variant.name == variant)))

@@ -182,7 +182,7 @@ def _create_run(
         )
         for spec, variant in zip(bench.variants, run.variants, strict=True)
         for size in bench.sizes_of(spec)
-        for prompt in run.prompts
+        for prompt in bench.prompts_at(size, run.prompts)
         for seed in bench.seeds
     )
     return run.id

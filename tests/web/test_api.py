@@ -322,6 +322,9 @@ def test_api_generations_image_url_serves_the_image(
         ({"seed": 1}, 18),
         ({"seed": 1, "variant": "dev"}, 6),
         ({"seed": 7}, 0),
+        ({"size": "64x64"}, 36),  # the run's one size
+        ({"size": "64x64", "seed": 1}, 18),
+        ({"size": "96x64"}, 0),
     ],
 )
 def test_api_generations_filters(

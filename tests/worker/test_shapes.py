@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from app.bench.benchmark import load_benchmark
 from app.db import session_scope
 from app.models import (
     Generation,
@@ -39,8 +40,6 @@ def shaped_config(tmp_path: Path, extra: str = ""):  # type: ignore[no-untyped-d
     text = path.read_text().replace("width = 64\nheight = 64\n", SHAPES)
     text = text.replace("seeds = [0, 1]", "seeds = [0]")
     path.write_text(text)
-    from app.bench.benchmark import load_benchmark
-
     del bench
     return load_benchmark(path)
 
@@ -54,16 +53,20 @@ def test_shapes_images_per_size_series_per_shape_and_a_misfit_that_stops_nothing
     engine: Engine, tmp_path: Path, tiny_models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(FAKE_OOM_ENV, "96x64:2")
-    bench = shaped_config(tmp_path)
+    bench = shaped_config(tmp_path, extra="")
+    # Images at the second size for the first 2 prompts only.
+    path = tmp_path / "bench.toml"
+    path.write_text(path.read_text().replace("batch_sizes", "size_prompt_limit = 2\nbatch_sizes"))
+    bench = load_benchmark(path)
     media = tmp_path / "media"
     run_id = run_benchmark(engine, bench, media, tiny_models)
     with session_scope(engine) as session:
         assert session.get_one(Run, run_id).status == RunStatus.done
         jobs = session.scalars(select(Job).where(Job.run_id == run_id)).all()
-        # 2 variants x 2 sizes x 3 prompts x 1 seed, every image made at batch 1.
-        assert len(jobs) == 12 and {j.status for j in jobs} == {JobStatus.done}
+        # 2 variants x (3 prompts at 64x64 + 2 at 96x64) x 1 seed, all made at batch 1.
+        assert len(jobs) == 10 and {j.status for j in jobs} == {JobStatus.done}
         sizes = [(g.width, g.height) for g in session.scalars(select(Generation))]
-        assert sorted(set(sizes)) == [(64, 64), (96, 64)] and len(sizes) == 12
+        assert sizes.count((64, 64)) == 6 and sizes.count((96, 64)) == 4
         for name in ("schnell", "dev-turbo"):
             variant = session.scalars(select(Variant).where(Variant.name == name)).one()
             assert variant.status == VariantStatus.done
