@@ -213,3 +213,71 @@ class LeaderboardOut(BaseModel):
     version: str = Field(description="Changes whenever the counted votes change.")
     rows: list[LeaderboardRowOut] = Field(description="Best first.")
     verdicts: list[VerdictOut] = Field(description="Each variant against its reference.")
+
+
+class ShapeOut(BaseModel):
+    variant: str = Field(description="The variant's name.")
+    width: int = Field(description="Pixels.")
+    height: int = Field(description="Pixels.")
+    batch_size: int = Field(description="Images per pipeline call.")
+    megapixels: float = Field(description="width × height / 1e6.")
+    status: str = Field(
+        description="measured; does_not_fit (out of device memory at this shape); skipped (a "
+        "smaller batch did not fit at this size); not_measured (no series: `error` says why)."
+    )
+    error: str | None = Field(description="Why it does not fit or was not measured.")
+    n: int = Field(description="Timed calls in the series.")
+    warmup: int = Field(description="Untimed calls before them.")
+    latency_median_s: float | None = Field(description="Median seconds per call (per batch).")
+    latency_p10_s: float | None = Field(description="10th percentile seconds per call.")
+    latency_p90_s: float | None = Field(description="90th percentile seconds per call.")
+    latency_per_image_s: float | None = Field(
+        description="latency_median_s / batch_size: seconds per image."
+    )
+    images_per_s: float | None = Field(description="batch_size / latency_median_s.")
+    best_batch: bool = Field(
+        description="The batch size with the most images/s at this size for this variant."
+    )
+    first_call_s: float | None = Field(
+        description="The first call at this shape, seconds (a compiled variant's recompile)."
+    )
+    first_call_graphs: int | None = Field(description="Graphs compiled by that first call.")
+    peak_mem_gb: float | None = Field(
+        description="Peak memory at this shape, GB (1e9 bytes); for does_not_fit, the memory "
+        "reached when it ran out."
+    )
+    peak_mem_kind: str | None = Field(
+        description="cuda_max_memory_allocated or process_peak_rss (not comparable)."
+    )
+    device_total_gb: float | None = Field(description="The device's total memory, GB.")
+    fits_on_gb: list[float] | None = Field(
+        description="The configured GPU memory sizes (FLUX_PLAYGROUND_GPU_MEMORY_GB) above a "
+        "measured CUDA peak; null for a CPU peak (not comparable) or when not measured."
+    )
+    batch_compared: int | None = Field(
+        description="Batch > 1: images compared with the same prompt and seed at batch 1."
+    )
+    batch_identical: int | None = Field(description="Of those, identical pixel for pixel.")
+    batch_ssim_mean: float | None = Field(description="Mean SSIM against batch 1.")
+    batch_ssim_min: float | None = Field(description="Lowest SSIM against batch 1.")
+    batch_psnr_min_db: float | None = Field(
+        description="Lowest PSNR against batch 1 over the non-identical images, dB."
+    )
+    recompiles: int | None = Field(description="Graphs compiled during the timed calls.")
+    contended: bool | None = Field(description="Something else used the device meanwhile.")
+
+
+class ShapesOut(BaseModel):
+    run_id: int
+    main_size: str = Field(
+        description="WIDTHxHEIGHT of the run's main size (its speed-ups and costs)."
+    )
+    sizes: list[str] = Field(description="The run's sizes, WIDTHxHEIGHT, main first.")
+    batch_sizes: list[int] = Field(description="The run's batch sizes.")
+    gpu_memory_gb: list[float] = Field(
+        description="The GPU memory sizes `fits_on_gb` checks (FLUX_PLAYGROUND_GPU_MEMORY_GB)."
+    )
+    shapes: list[ShapeOut] = Field(
+        description="One per (variant, size, batch size) the run asks for: variants in config "
+        "order, then sizes, then batch sizes."
+    )

@@ -7,7 +7,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # `serve` refuses this value on any address but loopback.
@@ -109,6 +109,38 @@ class Settings(BaseSettings):
         description="A running job whose worker is on another host and silent for this long "
         "is taken again by the next worker.",
     )
+    gpu_memory_gb: str = Field(
+        default="16,24,48,80,141",
+        description="Comma-separated GPU memory sizes, GB, that the dashboard and the hardware "
+        'page check a measured CUDA peak against ("fits on"), and draw on the memory chart.',
+    )
+
+    @field_validator("gpu_memory_gb")
+    @classmethod
+    def _gpu_sizes(cls, value: str) -> str:
+        parse_gpu_sizes(value)
+        return value
+
+    @property
+    def gpu_memory_sizes_gb(self) -> tuple[float, ...]:
+        return parse_gpu_sizes(self.gpu_memory_gb)
+
+
+def parse_gpu_sizes(text: str) -> tuple[float, ...]:
+    """The sizes in "16,24,80", sorted: (16.0, 24.0, 80.0). A part that is not a positive
+    number is an error that names it; an empty text is no sizes at all."""
+    sizes = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            size = float(part)
+        except ValueError:
+            raise ValueError(f"not a number of GB: {part!r}") from None
+        if not 0 < size < 1e6:
+            raise ValueError(f"not a GPU memory size in GB: {part!r}")
+        sizes.append(size)
+    return tuple(sorted(set(sizes)))
 
 
 @lru_cache

@@ -513,6 +513,8 @@ def build_run(
                 "variant_id": vid,
                 "prompt_id": pid,
                 "seed": seed,
+                "width": IMAGE_SIDE,
+                "height": IMAGE_SIDE,
                 "status": "done",
                 "attempts": 1,
                 "error": None,

@@ -120,16 +120,24 @@ class DemoData:
     run_id: int
 
 
-def build_demo_run(database_url: str, root: Path, tiny_models: Path) -> DemoData:
-    """Migrate the database, then run the web test benchmark on it with the real worker."""
+def build_demo_run(
+    database_url: str,
+    root: Path,
+    tiny_models: Path,
+    *,
+    config: str = CONFIG,
+    prompts: str = PROMPTS,
+) -> DemoData:
+    """Migrate the database, then run a web test benchmark (by default the one above) on it
+    with the real worker."""
     from app.bench.benchmark import load_benchmark
     from app.bench.prompts import load_prompts
     from app.db import make_engine
     from app.migrate import upgrade
     from app.worker.runner import Worker, enqueue_run
 
-    (root / "prompts.tsv").write_text(PROMPTS)
-    (root / "bench.toml").write_text(CONFIG)
+    (root / "prompts.tsv").write_text(prompts)
+    (root / "bench.toml").write_text(config)
     upgrade(database_url)
     engine = make_engine(database_url)
     bench = load_benchmark(root / "bench.toml")
@@ -151,6 +159,80 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> De
     on a CPU) × 6 prompts (one with HTML in it) × 2 seeds, 64×64."""
     root = tmp_path_factory.mktemp("webdata")
     return build_demo_run(f"sqlite:///{root / 'web.db'}", root, tiny_models)
+
+
+# --- a run with two sizes and two batch sizes (issue 12) ---------------------------------
+
+SIZED_CONFIG = """
+name = "sizes"
+prompts = "prompts.tsv"
+seeds = [0]
+sizes = ["64x64", "96x64"]
+batch_sizes = [1, 2]
+device = "cpu"
+hardware = "Test CPU"
+usd_per_hour = 3.6
+warmup = 1
+repeats = 3
+
+[[variants]]
+name = "dev"
+model = "tiny:dev"
+steps = 4
+guidance = 3.5
+max_sequence_length = 32
+dtype = "float32"
+
+[[variants]]
+name = "dev-turbo"
+base = "dev"
+steps = 2
+lora = { path = "tiny:turbo-lora", scale = 1.0, fuse = true }
+
+[[variants]]
+name = "schnell"
+model = "tiny:schnell"
+steps = 2
+guidance = 0.0
+max_sequence_length = 32
+dtype = "float32"
+"""
+# The header and the first three prompts of PROMPTS.
+SIZED_PROMPTS = "".join(PROMPTS.splitlines(keepends=True)[:4])
+# Batch 2 at 96x64 runs out of (fake) device memory: one does-not-fit series per variant.
+SIZED_OOM_AT = "96x64:2"
+
+
+@pytest.fixture(scope="session")
+def sized_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> DemoData:
+    """A run made by the real worker with `sizes = ["64x64", "96x64"]` and
+    `batch_sizes = [1, 2]` (read-only; `sqlite_copy(sized_data, folder)` for a writable one):
+
+    - run "sizes": main size 64x64 (runs.width/height), runs.config["sizes"] ==
+      ["64x64", "96x64"], runs.config["batch_sizes"] == [1, 2]; seed 0 only;
+    - 3 variants, all done: dev, dev-turbo (base dev: its reference), schnell;
+    - 3 prompts: the first three of PROMPTS ("a red bicycle...", "a bowl of ramen...",
+      "an owl reading a newspaper");
+    - 18 jobs, all done, and 18 generations: one per (variant, prompt, size), 9 at 64x64 and
+      9 at 96x64 (images are always made at batch 1);
+    - shape_series per variant: (64x64, 1), (64x64, 2), (96x64, 1) measured; (96x64, 2)
+      does_not_fit, its error "does not fit at 96x64, batch 2: ..." (the OOM is injected with
+      FLUX_PLAYGROUND_TEST_OOM_AT=96x64:2 while the worker runs, then unset again).
+
+    No job is does_not_fit (that takes an OOM at batch 1, which would leave no 96x64 image):
+    a test that needs one marks it so in a copy."""
+    from app.worker.pipelines import FAKE_OOM_ENV
+
+    root = tmp_path_factory.mktemp("sizeddata")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FAKE_OOM_ENV, SIZED_OOM_AT)
+        return build_demo_run(
+            f"sqlite:///{root / 'sized.db'}",
+            root,
+            tiny_models,
+            config=SIZED_CONFIG,
+            prompts=SIZED_PROMPTS,
+        )
 
 
 # --- PostgreSQL: a throwaway server (tests/postgres_server.py) -----------------------------

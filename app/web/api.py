@@ -29,11 +29,14 @@ from app.api_schemas import (
     PromptPage,
     RunDetailOut,
     RunOut,
+    ShapeOut,
+    ShapesOut,
     VariantOut,
     VariantsOut,
 )
 from app.arena.leaderboard import leaderboard, leaderboard_data
 from app.bench.benchmark import Size
+from app.bench.scaling import RunScaling, run_scaling
 from app.bench.summaries import public_environment, variant_summaries
 from app.config import Settings
 from app.csv_cells import csv_cell
@@ -220,6 +223,61 @@ def _variants(session: Session, run: Run, usd_per_hour: float | None) -> Variant
 @router.get("/runs/{run_id}/variants", responses=NOT_FOUND, summary="Variants with timing and cost")
 def list_variants(session: SessionDep, run_id: RunId, usd_per_hour: Price = None) -> VariantsOut:
     return _variants(session, _run_or_404(session, run_id), usd_per_hour)
+
+
+def _shapes(scaling: RunScaling) -> list[ShapeOut]:
+    best = {(b.variant, b.size, b.batch_size) for b in scaling.best_batches()}
+    out = []
+    for row in scaling.rows:
+        fits = scaling.fits_on(row) if row.measured else None
+        fields = {name: getattr(row, name) for name in ShapeOut.model_fields if hasattr(row, name)}
+        out.append(
+            ShapeOut(
+                **fields,
+                best_batch=(row.variant, row.size, row.batch_size) in best,
+                fits_on_gb=None if fits is None else list(fits),
+            )
+        )
+    return out
+
+
+# Timings and memory per shape are public like the variants' (a blind run hides its images,
+# not its figures): nothing here links an image to its variant.
+@router.get(
+    "/runs/{run_id}/shapes",
+    responses=NOT_FOUND,
+    summary="Latency, throughput, memory and fit per (variant, size, batch size)",
+)
+def list_shapes(session: SessionDep, settings: SettingsDep, run_id: RunId) -> ShapesOut:
+    run = _run_or_404(session, run_id)
+    scaling = run_scaling(session, run, settings.gpu_memory_sizes_gb)
+    return ShapesOut(
+        run_id=run.id,
+        main_size=scaling.main_size,
+        sizes=scaling.sizes,
+        batch_sizes=scaling.batch_sizes,
+        gpu_memory_gb=list(scaling.gpu_memory_gb),
+        shapes=_shapes(scaling),
+    )
+
+
+@router.get(
+    "/runs/{run_id}/export/shapes.csv",
+    response_class=Response,
+    responses={**NOT_FOUND, **CSV_BODY},
+    summary="Per (variant, size, batch size) latency, throughput, memory and fit as CSV",
+)
+def export_shapes(
+    request: Request, session: SessionDep, settings: SettingsDep, run_id: RunId
+) -> Response:
+    run = _run_or_404(session, run_id)
+    gpu_sizes = settings.gpu_memory_sizes_gb
+
+    def rows(stream_session: Session) -> Iterator[dict[str, Any]]:
+        scaling = run_scaling(stream_session, stream_session.get_one(Run, run_id), gpu_sizes)
+        return (shape.model_dump() for shape in _shapes(scaling))
+
+    return _csv_stream(request, rows, list(ShapeOut.model_fields), _csv_filename(run, "shapes"))
 
 
 @router.get("/runs/{run_id}/prompts", responses=NOT_FOUND, summary="The run's prompts")

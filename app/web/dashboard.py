@@ -8,6 +8,11 @@ default is the rating once the run has counted votes, else SSIM (then CLIP score
 
 The price control (`?usd_per_hour=`) recomputes the cost figures from the stored latencies;
 it never writes. With htmx the price form swaps only the `figures` block (table + chart data).
+
+A run with more than one shape (sizes × batch sizes) gets a scaling section
+(app.bench.scaling): latency per image against megapixels, images/s against batch size, peak
+memory against size with the configured GPU sizes, the fits matrix and batch-vs-single
+similarity; each chart with the table of its numbers beside it. Prices do not enter it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.arena.leaderboard import LeaderboardView, leaderboard
+from app.bench.scaling import CUDA_PEAK_KINDS, RunScaling, fits_on_text, gpu_label, run_scaling
 from app.bench.summaries import VariantSummary, variant_summaries
 from app.models import Run
 from app.quality import MetricSummary, metric_summaries
-from app.web.deps import RunQuery, SessionDep
+from app.web.deps import RunQuery, SessionDep, SettingsDep
 from app.web.selection import select_run
 from app.web.templating import render
 
@@ -148,10 +154,94 @@ def chart_data(
     }
 
 
+def gpu_lines(scaling: RunScaling) -> list[float]:
+    """The GPU sizes the memory chart draws: none for a CPU peak (not comparable); else the
+    configured sizes up to the first that holds every peak (the larger ones add nothing but
+    would flatten the chart: a 12 GB peak under a 141 GB line is a flat line)."""
+    peaks = [
+        r.peak_mem_gb
+        for r in scaling.rows
+        if r.peak_mem_gb is not None and r.peak_mem_kind in CUDA_PEAK_KINDS
+    ]
+    if not peaks:
+        return []
+    top = max(peaks)
+    above = [size for size in scaling.gpu_memory_gb if size > top]
+    return [size for size in scaling.gpu_memory_gb if size <= top] + above[:1]
+
+
+def scaling_data(scaling: RunScaling) -> dict[str, Any]:
+    """What static/js/dashboard.js draws in the scaling section. Sizes by megapixels (the x
+    axis); latency and memory at batch 1, images/s at the main size."""
+    by_mp = sorted({r.size: r.megapixels for r in scaling.rows}.items(), key=lambda kv: kv[1])
+    variants = []
+    for name in scaling.variants:
+        singles = [(size, scaling.row(name, size, 1)) for size, _ in by_mp]
+        variants.append(
+            {
+                "name": name,
+                "latency": [
+                    {"size": size, "mp": row.megapixels, "s": row.latency_per_image_s}
+                    for size, row in singles
+                    if row is not None and row.measured
+                ],
+                "throughput": [
+                    {"batch": batch, "images_per_s": row.images_per_s}
+                    for batch in scaling.batch_sizes
+                    if (row := scaling.row(name, scaling.main_size, batch)) is not None
+                    and row.measured
+                ],
+                "memory": [
+                    {
+                        "size": size,
+                        "mp": row.megapixels,
+                        "gb": row.peak_mem_gb,
+                        "fits": row.measured,
+                    }
+                    for size, row in singles
+                    if row is not None and row.peak_mem_gb is not None
+                ],
+            }
+        )
+    kinds = {r.peak_mem_kind for r in scaling.rows if r.peak_mem_kind}
+    return {
+        "main_size": scaling.main_size,
+        "batch_sizes": scaling.batch_sizes,
+        "sizes": [{"size": size, "mp": mp} for size, mp in by_mp],
+        "peak_mem_kind": kinds.pop() if len(kinds) == 1 else None,
+        "gpu_memory_gb": gpu_lines(scaling),
+        "variants": variants,
+    }
+
+
+def scaling_context(scaling: RunScaling) -> dict[str, Any]:
+    """The scaling section's tables: sizes by megapixels for the per-size tables, the best
+    batch per (variant, size), and the batch > 1 series that compared their images."""
+    megapixels = {r.size: r.megapixels for r in scaling.rows}
+    return {
+        "scaling": scaling,
+        "scaling_data": scaling_data(scaling),
+        "sizes_by_mp": sorted(megapixels.items(), key=lambda kv: kv[1]),
+        "best_batch": {(b.variant, b.size): b for b in scaling.best_batches()},
+        "fits": {(c.variant, c.size, c.batch_size): c for c in scaling.fits()},
+        "fits_on": {
+            (r.variant, r.size, r.batch_size): fits_on_text(
+                r.peak_mem_gb, r.peak_mem_kind, scaling.gpu_memory_gb
+            )
+            for r in scaling.rows
+            if r.measured
+        },
+        "gpu_sizes": ", ".join(gpu_label(size) for size in scaling.gpu_memory_gb),
+        "cuda_peaks": any(r.peak_mem_kind in CUDA_PEAK_KINDS for r in scaling.rows),
+        "compared": [r for r in scaling.rows if r.batch_size > 1 and r.batch_compared],
+    }
+
+
 @router.get("/dashboard", response_class=HTMLResponse, summary="Dashboard page")
 def dashboard(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     run: RunQuery = None,
     usd_per_hour: Annotated[
         float | None,
@@ -215,4 +305,9 @@ def dashboard(
             ),
         }
     block = "figures" if request.headers.get("HX-Target") == FIGURES_TARGET else "content"
+    # The price control's swap shows no scaling figure: it does not read them.
+    if selected is not None and block == "content":
+        scaling = run_scaling(session, selected, settings.gpu_memory_sizes_gb)
+        if scaling.several_shapes:
+            context |= scaling_context(scaling)
     return render(request, "dashboard.html", context, block=block)

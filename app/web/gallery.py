@@ -1,12 +1,15 @@
 """Gallery `/prompts`: every prompt of a run as a row of thumbnails, one per variant, filtered
 and paged; and `/prompts/{id}`: one prompt's images at full size with their settings, a
 compare slider between two variants, and previous/next navigation. Each image's settings list
-ends with its automatic metrics (SSIM and PSNR against its reference, CLIP score), when computed."""
+ends with its automatic metrics (SSIM and PSNR against its reference, CLIP score), when computed.
+Both show one seed at one of the run's sizes (`size=WxH`, default the main size): a run with
+several sizes has one image per (variant, prompt, seed, size)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -14,7 +17,16 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Generation, GenerationMetric, Job, MetricStatus, Prompt, Run, Variant
+from app.models import (
+    Generation,
+    GenerationMetric,
+    Job,
+    JobStatus,
+    MetricStatus,
+    Prompt,
+    Run,
+    Variant,
+)
 from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
@@ -29,17 +41,48 @@ MAX_PER_PAGE = 96
 SeedQuery = Annotated[
     int | None, Query(ge=0, le=INT64_MAX, description="One of the run's seeds; default the first.")
 ]
+SizeQuery = Annotated[
+    str | None,
+    Query(max_length=16, description="One of the run's sizes, WIDTHxHEIGHT; default the main one."),
+]
+_SIZE_TEXT = re.compile(r"(\d{1,5})x(\d{1,5})")
+# A cell's status when no image is made at the chosen size: its variant's config narrows the
+# run's sizes, or the prompt is past the run's size_prompt_limit. There is no job, and the
+# variant's own status ("done") would read as a bug.
+NOT_MADE = "not_made"
+
+
+class ImageSize(NamedTuple):
+    width: int
+    height: int
+
+    @property
+    def label(self) -> str:
+        """As URLs and configs write it: "96x64"."""
+        return f"{self.width}x{self.height}"
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One variant's image of one prompt at one seed, or why there is none."""
+    """One variant's image of one prompt at one seed and size, or why there is none."""
 
     variant: Variant
     generation: Generation | None
-    # The job's status; the variant's when it has no job for this image (not queued yet).
+    # The job's status; the variant's when it has no job for this image (not queued yet),
+    # or NOT_MADE when the variant makes no images at this size.
     status: str
     error: str | None
+    size: ImageSize
+
+    @property
+    def label(self) -> str:
+        """The status as a cell without an image shows it. Out of memory is a result of the
+        benchmark, not a failure: it says so, with the size."""
+        if self.status == JobStatus.does_not_fit:
+            return f"does not fit at {self.size.label}"
+        if self.status == NOT_MADE:
+            return f"not made at {self.size.label}"
+        return self.status
 
     @property
     def image_url(self) -> str:
@@ -91,40 +134,107 @@ def _checked_seed(run: Run, seed: int | None, *, missing_status: int = 422) -> i
     return seed
 
 
+def _sizes(run: Run) -> list[ImageSize]:
+    """The run's image sizes, the main one (runs.width x height) first. A run stored before
+    sizes existed has no "sizes" in its config: one size."""
+    labels = run.config.get("sizes") or [f"{run.width}x{run.height}"]
+    return [ImageSize(*map(int, str(label).split("x"))) for label in labels]
+
+
+def _checked_size(run: Run, size: str | None, *, missing_status: int = 422) -> ImageSize:
+    """The size to show, as _checked_seed does for the seed; a size not written WxH is a
+    bad parameter (422) on both pages."""
+    sizes = _sizes(run)
+    if size is None:
+        return sizes[0]
+    found = _SIZE_TEXT.fullmatch(size)
+    if found is None:
+        raise HTTPException(
+            422, f"size: {size!r} is not a size: write it WIDTHxHEIGHT, e.g. {sizes[0].label}"
+        )
+    chosen = ImageSize(int(found[1]), int(found[2]))
+    if chosen not in sizes:
+        listed = ", ".join(s.label for s in sizes)
+        raise HTTPException(
+            missing_status,
+            f"size: {chosen.label} is not a size of run #{run.id} (one of {listed})",
+        )
+    return chosen
+
+
+def _size_param(run: Run, size: ImageSize) -> str | None:
+    """The size as links carry it: not at all when it is the main size (short URLs)."""
+    return None if size == _sizes(run)[0] else size.label
+
+
+def _size_prompt_limit(run: Run, size: ImageSize) -> int | None:
+    """How many of the run's prompts (the first, in position order) have images at `size`;
+    None: all. The main size has every prompt; size_prompt_limit cuts the others."""
+    limit = run.config.get("size_prompt_limit")
+    return None if limit is None or size == _sizes(run)[0] else int(limit)
+
+
 def _variants(session: Session, run: Run) -> list[Variant]:
     return list(
         session.scalars(select(Variant).where(Variant.run_id == run.id).order_by(Variant.position))
     )
 
 
+def _absent(variant: Variant, size: ImageSize) -> tuple[str, str | None]:
+    """(status, error) of a cell that has no job: the variant's own, unless its config
+    narrows the run's sizes and leaves this one out."""
+    own = variant.config.get("sizes")
+    if own is not None and size.label not in own:
+        return NOT_MADE, f"{variant.name} makes images only at {', '.join(own)}"
+    return variant.status.value, variant.error
+
+
 def _cells(
-    session: Session, variants: list[Variant], prompt_ids: list[int], seed: int
+    session: Session,
+    variants: list[Variant],
+    prompt_ids: list[int],
+    seed: int,
+    size: ImageSize,
+    *,
+    not_made: str | None = None,
 ) -> dict[int, list[Cell]]:
-    """prompt id -> one cell per variant, in variant order."""
+    """prompt id -> one cell per variant, in variant order, at this seed and size.
+    `not_made`: why these prompts have no images at this size (a cell without a job says it)."""
     if not prompt_ids:
         return {}
     generations = {
         (g.prompt_id, g.variant_id): g
         for g in session.scalars(
-            select(Generation).where(Generation.prompt_id.in_(prompt_ids), Generation.seed == seed)
+            select(Generation).where(
+                Generation.prompt_id.in_(prompt_ids),
+                Generation.seed == seed,
+                Generation.width == size.width,
+                Generation.height == size.height,
+            )
         )
     }
     jobs = {
         (prompt_id, variant_id): (status.value, error)
         for prompt_id, variant_id, status, error in session.execute(
             select(Job.prompt_id, Job.variant_id, Job.status, Job.error).where(
-                Job.prompt_id.in_(prompt_ids), Job.seed == seed
+                Job.prompt_id.in_(prompt_ids),
+                Job.seed == seed,
+                Job.width == size.width,
+                Job.height == size.height,
             )
         )
+    }
+    absent = {
+        variant.id: (NOT_MADE, not_made) if not_made else _absent(variant, size)
+        for variant in variants
     }
     out: dict[int, list[Cell]] = {}
     for prompt_id in prompt_ids:
         cells = []
         for variant in variants:
-            status, error = jobs.get((prompt_id, variant.id), (variant.status.value, variant.error))
-            cells.append(
-                Cell(variant, generations.get((prompt_id, variant.id)), status, error or None)
-            )
+            status, error = jobs.get((prompt_id, variant.id), absent[variant.id])
+            generation = generations.get((prompt_id, variant.id))
+            cells.append(Cell(variant, generation, status, error or None, size))
         out[prompt_id] = cells
     return out
 
@@ -135,8 +245,14 @@ def _distinct(session: Session, run: Run, column: Any) -> list[str]:
     )
 
 
-def _filtered(run: Run, category: str, challenge: str, q: str) -> Select[Prompt]:
+def _filtered(
+    run: Run, category: str, challenge: str, q: str, limit: int | None = None
+) -> Select[Prompt]:
     query = select(Prompt).where(Prompt.run_id == run.id)
+    if limit is not None:
+        # Only the prompts with images at the size shown: the run's first `limit`.
+        first = select(Prompt.id).where(Prompt.run_id == run.id).order_by(Prompt.position)
+        query = query.where(Prompt.id.in_(first.limit(limit)))
     if category:
         query = query.where(Prompt.category == category)
     if challenge:
@@ -158,6 +274,7 @@ def gallery(
         str, Query(max_length=200, description="Prompt text contains (ignoring case).")
     ] = "",
     seed: SeedQuery = None,
+    size: SizeQuery = None,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     per_page: Annotated[
         int, Query(ge=1, le=MAX_PER_PAGE, description="Prompts per page.")
@@ -174,8 +291,11 @@ def gallery(
 
     q = q.strip()
     chosen_seed = _checked_seed(selected, seed)
+    chosen_size = _checked_size(selected, size)
+    size_param = _size_param(selected, chosen_size)
+    size_limit = _size_prompt_limit(selected, chosen_size)
     variants = _variants(session, selected)
-    query = _filtered(selected, category, challenge, q)
+    query = _filtered(selected, category, challenge, q, size_limit)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, -(-total // per_page))
     if page > pages:
@@ -187,9 +307,12 @@ def gallery(
             query.order_by(Prompt.position).limit(per_page).offset((page - 1) * per_page)
         )
     )
-    cells = _cells(session, variants, [p.id for p in prompts], chosen_seed)
-    # Links carry the seed only when one was asked for; the default keeps URLs short.
-    rows = [Row(p, _url(f"/prompts/{p.id}", seed=seed), cells[p.id]) for p in prompts]
+    cells = _cells(session, variants, [p.id for p in prompts], chosen_seed, chosen_size)
+    # Links carry the seed only when one was asked for, the size only when it is not the
+    # main one; the defaults keep URLs short.
+    rows = [
+        Row(p, _url(f"/prompts/{p.id}", seed=seed, size=size_param), cells[p.id]) for p in prompts
+    ]
 
     state: dict[str, object] = {
         "run": selected.id,
@@ -197,6 +320,7 @@ def gallery(
         "challenge": challenge,
         "q": q,
         "seed": seed,
+        "size": size_param,
         "per_page": per_page if per_page != PER_PAGE else None,
     }
     context.update(
@@ -204,6 +328,9 @@ def gallery(
         rows=rows,
         seeds=_seeds(selected),
         seed=chosen_seed,
+        sizes=_sizes(selected),
+        size=chosen_size,
+        size_limit=size_limit,
         category=category,
         challenge=challenge,
         # Not "q": base.html sets a variable of that name for its nav links.
@@ -225,6 +352,7 @@ def gallery(
         prev_url=_url("/prompts", **state, page=page - 1) if page > 1 and block != "rows" else None,
         next_url=_url("/prompts", **state, page=page + 1) if page < pages else None,
         filter_url=lambda **changes: _url("/prompts", **{**state, **changes}),
+        all_url=_url("/prompts", run=selected.id, seed=seed, size=size_param),
     )
     return mark_private(render(request, "gallery.html", context, block=block), private)
 
@@ -277,7 +405,7 @@ def _optimizations(optimizations: dict[str, Any]) -> str:
     return "; ".join(parts) or "none"
 
 
-def _settings(cell: Cell, run: Run, seed: int) -> list[tuple[str, str, str]]:
+def _settings(cell: Cell, seed: int) -> list[tuple[str, str, str]]:
     """(key, label, value) rows: from the Generation (what made this image) when there is one,
     else from the variant's config (what would have)."""
     g = cell.generation
@@ -301,7 +429,7 @@ def _settings(cell: Cell, run: Run, seed: int) -> list[tuple[str, str, str]]:
         ("steps", "Steps", str(config.get("steps"))),
         ("guidance", "Guidance", f"{config.get('guidance', 0.0):g}"),
         ("seed", "Seed", str(seed)),
-        ("size", "Size", f"{run.width}×{run.height}"),
+        ("size", "Size", f"{cell.size.width}×{cell.size.height}"),
         ("dtype", "dtype", str(config.get("dtype"))),
         ("max-seq", "Max sequence length", str(config.get("max_sequence_length"))),
         ("lora", "LoRA", _lora(config.get("lora"))),
@@ -365,6 +493,7 @@ def prompt_page(
     session: SessionDep,
     prompt_id: IdPath,
     seed: SeedQuery = None,
+    size: SizeQuery = None,
     left: Annotated[
         str | None, Query(max_length=64, description="Variant on the slider's left side.")
     ] = None,
@@ -378,7 +507,20 @@ def prompt_page(
     run = prompt.run
     private = check_images_visible(request, run)
     chosen_seed = _checked_seed(run, seed, missing_status=404)
-    cells = _cells(session, _variants(session, run), [prompt.id], chosen_seed)[prompt.id]
+    chosen_size = _checked_size(run, size, missing_status=404)
+    size_param = _size_param(run, chosen_size)
+    number = session.scalar(
+        select(func.count())
+        .select_from(Prompt)
+        .where(Prompt.run_id == run.id, Prompt.position <= prompt.position)
+    )
+    size_limit = _size_prompt_limit(run, chosen_size)
+    not_made = None
+    if size_limit is not None and (number or 0) > size_limit:
+        not_made = f"images at {chosen_size.label} are made for the first {size_limit} prompts only"
+    variants = _variants(session, run)
+    by_prompt = _cells(session, variants, [prompt.id], chosen_seed, chosen_size, not_made=not_made)
+    cells = by_prompt[prompt.id]
 
     context: dict[str, Any] = {
         "nav": "gallery",
@@ -388,6 +530,9 @@ def prompt_page(
         "seeds": _seeds(run),
         "seed": chosen_seed,
         "seed_param": seed,
+        "sizes": _sizes(run),
+        "size": chosen_size,
+        "size_param": size_param,
         "left": left,
         "right": right,
     }
@@ -395,25 +540,27 @@ def prompt_page(
         default_left, default_right = _default_pair(cells)
         context["left_cell"] = _checked_variant("left", left or default_left, run, cells)
         context["right_cell"] = _checked_variant("right", right or default_right, run, cells)
-    # Keep the seed and the chosen comparison while stepping through the prompts.
-    keep = {"seed": seed, "left": left, "right": right}
+    # Keep the seed, the size and the chosen comparison while stepping through the prompts.
+    keep = {"seed": seed, "size": size_param, "left": left, "right": right}
     previous = _neighbour(session, prompt, after=False)
     following = _neighbour(session, prompt, after=True)
     metric_rows = _metric_rows(session, cells)
     context.update(
         settings={
-            c.variant.id: _settings(c, run, chosen_seed)
+            c.variant.id: _settings(c, chosen_seed)
             + (metric_rows.get(c.generation.id, []) if c.generation else [])
             for c in cells
         },
         prev_url=_url(f"/prompts/{previous.id}", **keep) if previous else None,
         next_url=_url(f"/prompts/{following.id}", **keep) if following else None,
-        gallery_url=_url("/prompts", run=run.id, seed=seed),
-        number=session.scalar(
-            select(func.count())
-            .select_from(Prompt)
-            .where(Prompt.run_id == run.id, Prompt.position <= prompt.position)
+        gallery_url=_url("/prompts", run=run.id, seed=seed, size=size_param),
+        category_url=_url(
+            "/prompts", run=run.id, category=prompt.category, seed=seed, size=size_param
         ),
+        challenge_url=_url(
+            "/prompts", run=run.id, challenge=prompt.challenge, seed=seed, size=size_param
+        ),
+        number=number,
         run_prompts=session.scalar(
             select(func.count()).select_from(Prompt).where(Prompt.run_id == run.id)
         ),

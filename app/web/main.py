@@ -21,7 +21,7 @@ from app.arena.write_queue import WriteQueue
 from app.config import Settings, get_settings
 from app.db import make_engine, session_factory
 from app.memo import TTLMemo
-from app.web import admin, api, arena, dashboard, gallery, leaderboard, overview, runs
+from app.web import admin, api, arena, dashboard, gallery, hardware, leaderboard, overview, runs
 from app.web.deps import memo_async
 from app.web.errors import install_error_pages
 from app.web.microcache import MicroCache
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # anyone else's X-Forwarded-For is ignored (serve starts uvicorn without its own).
         trusted = [host.strip() for host in settings.trusted_proxies.split(",") if host.strip()]
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
-    for module in (overview, gallery, dashboard, runs, arena, leaderboard, admin, api):
+    for module in (overview, gallery, dashboard, hardware, runs, arena, leaderboard, admin, api):
         app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)

@@ -333,3 +333,151 @@
     draw();
   });
 })();
+
+/* Scaling charts (sizes and batch sizes), from <script type="application/json"
+ * id="scaling-data">: latency per image against megapixels and peak memory against
+ * megapixels (linear x axes, a line per variant at batch 1), images/s against batch size at
+ * the main size. The memory chart draws the configured GPU sizes as dashed horizontal lines
+ * (CUDA peaks only: the server leaves them out for a CPU's peak RSS) and, as crosses, the
+ * memory reached where a shape ran out of it. Each chart's numbers are also in the table
+ * under it, for readers without JavaScript. */
+(function () {
+  "use strict";
+
+  const charts = {};
+  const PALETTE = ["#5b4bff", "#e8590c", "#1f9d55", "#d6336c", "#1c7ed6", "#7048e8", "#c27c0e", "#0ca678"];
+
+  function readData() {
+    const el = document.getElementById("scaling-data");
+    return el ? JSON.parse(el.textContent) : null;
+  }
+  function fmtSeconds(s) {
+    if (s < 1) return (s * 1000).toFixed(1) + " ms";
+    return s < 120 ? s.toFixed(2) + " s" : (s / 60).toFixed(1) + " min";
+  }
+  function fmtNumber(x) {
+    return String(Number(x.toPrecision(3)));
+  }
+
+  function lineOptions(xTitle, yTitle, xType, tick, label) {
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: { duration: 250 },
+      plugins: {
+        legend: { display: true, position: "bottom", labels: { boxWidth: 12 } },
+        tooltip: { callbacks: { label: label } },
+      },
+      scales: {
+        x: { type: xType, title: { display: true, text: xTitle } },
+        y: { beginAtZero: true, title: { display: true, text: yTitle }, ticks: { callback: tick } },
+      },
+    };
+  }
+
+  function configs(data) {
+    const out = {};
+    const colour = (i) => PALETTE[i % PALETTE.length];
+
+    out.latency = {
+      type: "line",
+      data: {
+        datasets: data.variants.map((v, i) => ({
+          label: v.name,
+          data: v.latency.map((p) => ({ x: p.mp, y: p.s, size: p.size })),
+          borderColor: colour(i),
+          backgroundColor: colour(i),
+        })),
+      },
+      options: lineOptions("megapixels", "seconds per image", "linear", fmtSeconds, (ctx) =>
+        ctx.dataset.label + " at " + ctx.raw.size + ": " + fmtSeconds(ctx.raw.y) + " per image"
+      ),
+    };
+
+    out.throughput = {
+      type: "line",
+      data: {
+        datasets: data.variants.map((v, i) => ({
+          label: v.name,
+          data: v.throughput.map((p) => ({ x: p.batch, y: p.images_per_s })),
+          borderColor: colour(i),
+          backgroundColor: colour(i),
+        })),
+      },
+      options: lineOptions(
+        "batch size at " + data.main_size,
+        "images per second",
+        "linear",
+        fmtNumber,
+        (ctx) => ctx.dataset.label + ", batch " + ctx.raw.x + ": " + fmtNumber(ctx.raw.y) + " images/s"
+      ),
+    };
+    out.throughput.options.scales.x.ticks = { stepSize: 1, precision: 0 };
+
+    const mps = data.sizes.map((s) => s.mp);
+    const [lo, hi] = [Math.min(...mps), Math.max(...mps)];
+    const memory = data.variants.map((v, i) => ({
+      label: v.name,
+      data: v.memory.filter((p) => p.fits).map((p) => ({ x: p.mp, y: p.gb, size: p.size })),
+      borderColor: colour(i),
+      backgroundColor: colour(i),
+    }));
+    data.variants.forEach((v, i) => {
+      const misfits = v.memory.filter((p) => !p.fits);
+      if (misfits.length) {
+        memory.push({
+          label: v.name + " (ran out)",
+          data: misfits.map((p) => ({ x: p.mp, y: p.gb, size: p.size, misfit: true })),
+          showLine: false,
+          pointStyle: "crossRot",
+          pointRadius: 7,
+          borderColor: colour(i),
+          backgroundColor: colour(i),
+        });
+      }
+    });
+    for (const gb of data.gpu_memory_gb) {
+      memory.push({
+        label: gb + " GB GPU",
+        data: [{ x: lo, y: gb }, { x: hi, y: gb }],
+        borderColor: "#6b6f7a",
+        borderDash: [5, 4],
+        borderWidth: 1,
+        pointRadius: 0,
+        gpu: true,
+      });
+    }
+    out.memory = {
+      type: "line",
+      data: { datasets: memory },
+      options: lineOptions("megapixels (batch 1)", "GB", "linear", (v) => v + " GB", (ctx) =>
+        ctx.dataset.gpu
+          ? ctx.dataset.label
+          : ctx.dataset.label + " at " + ctx.raw.size + ": " + ctx.raw.y.toFixed(2) + " GB" +
+            (ctx.raw.misfit ? " reached, out of memory" : "")
+      ),
+    };
+    return out;
+  }
+
+  function draw() {
+    const data = readData();
+    if (!data || typeof Chart === "undefined") return;
+    for (const [name, config] of Object.entries(configs(data))) {
+      const canvas = document.getElementById("chart-scaling-" + name);
+      if (!canvas) continue;
+      if (charts[name]) charts[name].destroy();
+      charts[name] = new Chart(canvas, config);
+    }
+  }
+
+  draw();
+  // Back/forward: htmx puts back a snapshot of the page whose canvases are new and blank.
+  document.body.addEventListener("htmx:historyRestore", () => {
+    for (const name of Object.keys(charts)) {
+      charts[name].destroy();
+      delete charts[name];
+    }
+    draw();
+  });
+})();

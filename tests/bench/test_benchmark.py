@@ -72,7 +72,36 @@ def test_benchmark_fingerprint_ignores_price_but_not_steps(tmp_path: Path) -> No
             "greater than or equal to 1",
             "steps = 0",
         ),
-        (("width = 256", "width = 250"), "width", "multiple of 16", "width = 250"),
+        (
+            ('"256x256", "384x256"', '"250x256", "384x256"'),
+            "sizes[0].width",
+            "multiple of 16",
+            "250x256",
+        ),
+        (
+            ("size_prompt_limit = 8", "size_prompt_limit = 8\nwidth = 512"),
+            None,
+            "set either sizes or width/height, not both",
+            None,
+        ),
+        (
+            ("batch_sizes = [1, 2]\n", "batch_sizes = [1, 1]\n"),
+            "batch_sizes",
+            "must not repeat",
+            "[1, 1]",
+        ),
+        (
+            ('sizes = ["256x256"]\n', 'sizes = ["256x256", "big"]\n'),
+            "variants[1].sizes[1]",
+            "WIDTHxHEIGHT",
+            None,
+        ),
+        (
+            ('"384x256"]  # dev', '"512x512"]  # dev'),
+            "variants[3].sizes",
+            "variant 'dev-turbo' lists sizes the benchmark does not: 512x512",
+            '"512x512"]  # dev',
+        ),
         (
             ('prompts = "prompts.tsv"', 'prompts = "missing.tsv"'),
             "prompts",

@@ -87,6 +87,7 @@ def test_api_runs_list_matches_database(demo_client: TestClient, db: Session) ->
         "finished_at": None,
         "jobs_done": counts[JobStatus.done],
         "jobs_failed": counts[JobStatus.failed],
+        "jobs_do_not_fit": 0,
         "jobs_total": 4 * 6 * 2,
     }
     # schnell-fp8 failed on the CPU: its 6 prompts × 2 seeds
@@ -502,7 +503,15 @@ def formula_client(engine: Engine, database_url: str, tmp_path: Path) -> Iterato
         )
         session.add_all([run, variant, prompt])
         session.flush()
-        job = Job(run_id=run.id, variant=variant, prompt=prompt, seed=7, status=JobStatus.done)
+        job = Job(
+            run_id=run.id,
+            variant=variant,
+            prompt=prompt,
+            seed=7,
+            width=run.width,
+            height=run.height,
+            status=JobStatus.done,
+        )
         session.add(
             Generation(
                 job=job,
