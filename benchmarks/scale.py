@@ -89,7 +89,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.arena.matchups import FLAG_AFTER_FAILURES  # noqa: E402
-from app.bench.benchmark import Benchmark, CacheSpec, CompileSpec, LoraSpec, Variant  # noqa: E402
+from app.bench.benchmark import (  # noqa: E402
+    Benchmark,
+    CacheSpec,
+    CompileSpec,
+    LoraSpec,
+    Size,
+    Variant,
+)
 from app.bench.prompts import PromptRow, load_prompts  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
@@ -381,6 +388,8 @@ def build_run(
         seeds=seeds,
         width=IMAGE_SIDE,
         height=IMAGE_SIDE,
+        sizes=[Size(width=IMAGE_SIDE, height=IMAGE_SIDE)],
+        batch_sizes=[1],
         device="cuda",
         hardware=ENVIRONMENT["gpu"],
         usd_per_hour=2.99,

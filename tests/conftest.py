@@ -217,7 +217,7 @@ def sized_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> D
       9 at 96x64 (images are always made at batch 1);
     - shape_series per variant: (64x64, 1), (64x64, 2), (96x64, 1) measured; (96x64, 2)
       does_not_fit, its error "does not fit at 96x64, batch 2: ..." (the OOM is injected with
-      FLUX_PLAYGROUND_TEST_OOM_AT=96x64:2 while the worker runs, then unset again).
+      FLUX_PLAYGROUND_TEST_OOM_AT=96x64:2 while the worker runs; the environment is restored).
 
     No job is does_not_fit (that takes an OOM at batch 1, which would leave no 96x64 image):
     a test that needs one marks it so in a copy."""

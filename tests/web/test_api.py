@@ -37,6 +37,8 @@ ENDPOINTS = [
     "/api/v1/runs",
     "/api/v1/runs/{run_id}",
     "/api/v1/runs/{run_id}/variants",
+    "/api/v1/runs/{run_id}/shapes",
+    "/api/v1/runs/{run_id}/export/shapes.csv",
     "/api/v1/runs/{run_id}/prompts",
     "/api/v1/runs/{run_id}/generations",
     "/api/v1/runs/{run_id}/export/generations.csv",
@@ -571,7 +573,7 @@ def test_api_openapi_lists_the_endpoints(demo_client: TestClient) -> None:
         assert "get" in schema["paths"][path], path
     assert "text/csv" in (schema["paths"][ENDPOINTS[-1]]["get"]["responses"]["200"]["content"])
     # every field with a unit in its name says what it means
-    for model in ("RunOut", "VariantOut", "GenerationOut"):
+    for model in ("RunOut", "VariantOut", "GenerationOut", "ShapeOut"):
         for name, field in schema["components"]["schemas"][model]["properties"].items():
             if name.endswith(("_s", "_gb")) or name.startswith("usd_"):
                 assert field.get("description"), f"{model}.{name}"

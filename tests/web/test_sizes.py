@@ -357,6 +357,7 @@ def test_sizes_does_not_fit_is_a_result_not_a_failure(sized_copy: DemoData, db: 
         assert figure.select_one(".placeholder").get_text(strip=True) == "does not fit at 96x64"
         assert figure.select_one(".badge").get_text(strip=True) == "does not fit"
         assert figure.select_one(".error").get_text(strip=True) == OOM
+        assert "not-a-failure" in figure.select_one(".error")["class"]
         option = page.select_one("select[name=right] option[value=dev-turbo]")
         assert option.get_text() == "dev-turbo (does not fit at 96x64)"
         # dev-turbo against its reference is the default pair: its image is missing, so the
