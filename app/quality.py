@@ -493,9 +493,9 @@ _summaries = TTLMemo(ttl_s=3600.0, maxsize=64)
 def metric_summaries(
     session: Session, run_id: int, *, variant: str | None = None, confidence: float = 0.95
 ) -> list[MetricSummary]:
-    """Every (variant, metric, model) of the run, variants in config order: from SQL
-    aggregates (count, sum, sum of squares of the finite values; infinite and unavailable
-    counts; the most frequent reason), cached until the metrics change."""
+    """Every (variant, metric, model) of the run at its main size, variants in config
+    order: from SQL aggregates (count, sum, sum of squares of the finite values; infinite
+    and unavailable counts; the most frequent reason), cached until the metrics change."""
     url = session.get_bind().engine.url.render_as_string(hide_password=False)
     key = (url, run_id, variant, confidence, metrics_version(session))
     return _summaries.get(key, lambda: _summarize(session, run_id, variant, confidence))
@@ -514,7 +514,14 @@ def _summarize(
     def count(condition: Any) -> Any:
         return func.sum(case((condition, 1), else_=0))
 
-    where = [Generation.run_id == run_id]
+    # The run's main size: the headline figures (and the arena) are at that size; other sizes'
+    # images are scored too but never averaged in with it.
+    main = select(Run.width, Run.height).where(Run.id == run_id).subquery()
+    where = [
+        Generation.run_id == run_id,
+        Generation.width == select(main.c.width).scalar_subquery(),
+        Generation.height == select(main.c.height).scalar_subquery(),
+    ]
     if variant is not None:
         where.append(Variant.name == variant)
     group = (Variant.id, GenerationMetric.metric, GenerationMetric.model)
