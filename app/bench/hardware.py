@@ -61,7 +61,7 @@ def config_spec(run: Run) -> dict[str, Any]:
     """The image-defining part of the run's config (everything but the prompts' texts)."""
     sizes = [s.label for s in run_sizes(run)[0]]
     variants = {}
-    for variant in run.config["variants"]:
+    for variant in run.config.get("variants", []):
         spec = {key: variant.get(key) for key in IMAGE_SETTINGS}
         if spec["compile"]:
             spec["compile"] = {
@@ -72,7 +72,7 @@ def config_spec(run: Run) -> dict[str, Any]:
         spec["sizes"] = [s for s in sizes if own is None or s in own]
         variants[variant["name"]] = spec
     return {
-        "seeds": list(run.config["seeds"]),
+        "seeds": list(run.config.get("seeds", [])),
         "sizes": sizes,
         # Which prompts get images at the sizes after the first.
         "size_prompt_limit": run.config.get("size_prompt_limit"),

@@ -269,16 +269,20 @@ def run_scaling(session: Session, run: Run, gpu_memory_gb: tuple[float, ...]) ->
         stored = {(s.width, s.height, s.batch_size): _row(variant.name, s) for s in variant.shapes}
         if not stored:
             stored = _before_shapes(run, variant)
-        own_sizes, own_batches = bm.shapes_of_run(
-            run.config, run.width, run.height, bm.Variant.model_validate(variant.config)
-        )
+        # A variant narrows the benchmark's sizes and batch sizes (None: it takes them all).
+        own_sizes = variant.config.get("sizes")
+        own_batches = variant.config.get("batch_sizes")
         for size in sizes:
             for batch in batches:
                 row = stored.get((size.width, size.height, batch))
                 if row is not None:
                     rows.append(row)
                     continue
-                reason = _why_not(variant, size in own_sizes, batch in own_batches)
+                reason = _why_not(
+                    variant,
+                    own_sizes is None or size.label in own_sizes,
+                    own_batches is None or batch in own_batches,
+                )
                 rows.append(
                     ShapeRow(variant.name, size.width, size.height, batch, NOT_MEASURED, reason)
                 )

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-ASSET_VERSION = "3"  # bump when static/css or static/js change: their URLs carry it
+ASSET_VERSION = "4"  # bump when static/css or static/js change: their URLs carry it
 
 templates = Jinja2Blocks(directory=ROOT / "templates")
 
