@@ -217,6 +217,19 @@ def fits_on_text(peak_gb: float | None, kind: str | None, gpu_sizes_gb: tuple[fl
     return ", ".join(gpu_label(s) for s in sizes)
 
 
+def variant_fits_on(
+    load_peak_gb: float | None,
+    peak_mem_gb: float | None,
+    kind: str | None,
+    gpu_sizes_gb: tuple[float, ...],
+) -> str:
+    """Which GPU sizes a variant fits, from its measured peaks only: the larger of loading
+    (load, quantize, compile, first call) and generating at its main size. Nothing is
+    extrapolated: a CPU peak is not comparable, a missing one says so."""
+    peaks = [p for p in (load_peak_gb, peak_mem_gb) if p is not None]
+    return fits_on_text(max(peaks) if peaks else None, kind, gpu_sizes_gb)
+
+
 def gpu_label(size_gb: float) -> str:
     return f"{size_gb:g} GB"
 

@@ -24,7 +24,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.arena.leaderboard import LeaderboardView, leaderboard
-from app.bench.scaling import CUDA_PEAK_KINDS, RunScaling, fits_on_text, gpu_label, run_scaling
+from app.bench.scaling import (
+    CUDA_PEAK_KINDS,
+    RunScaling,
+    fits_on_text,
+    gpu_label,
+    run_scaling,
+    variant_fits_on,
+)
 from app.bench.summaries import VariantSummary, variant_summaries
 from app.models import Run
 from app.quality import MetricSummary, metric_summaries
@@ -303,6 +310,12 @@ def dashboard(
                 v["quality"] is not None and v["usd_per_1k_images"] is not None
                 for v in data["variants"]
             ),
+            "fits_on": {
+                v.name: variant_fits_on(
+                    v.load_peak_gb, v.peak_mem_gb, v.peak_mem_kind, settings.gpu_memory_sizes_gb
+                )
+                for v in variants
+            },
         }
     block = "figures" if request.headers.get("HX-Target") == FIGURES_TARGET else "content"
     # The price control's swap shows no scaling figure: it does not read them.

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from app.bench.scaling import variant_fits_on
 from app.bench.summaries import VariantSummary, variant_summaries
 from app.quality import metric_summaries
-from app.web.deps import RunQuery, SessionDep
+from app.web.deps import RunQuery, SessionDep, SettingsDep
 from app.web.selection import all_runs, select_run
 from app.web.templating import render
 
@@ -74,6 +75,7 @@ def _sorted(variants: list[VariantSummary], key: SortKey) -> list[VariantSummary
 def overview(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     run: RunQuery = None,
     sort: Annotated[SortKey, Query(description="Order of the variant cards.")] = "config",
 ) -> Response:
@@ -90,5 +92,11 @@ def overview(
         context["variants"] = variants
         context["metric_lines"] = _metric_lines(session, selected.id, variants)
         context["images_per_variant"] = max((v.jobs_total for v in variants), default=0)
+        context["fits_on"] = {
+            v.name: variant_fits_on(
+                v.load_peak_gb, v.peak_mem_gb, v.peak_mem_kind, settings.gpu_memory_sizes_gb
+            )
+            for v in variants
+        }
     block = "cards" if request.headers.get("HX-Target") == "variant-cards" else "content"
     return render(request, "index.html", context, block=block)

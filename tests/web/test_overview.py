@@ -169,3 +169,38 @@ def test_overview_card_flags_a_series_that_recompiled_or_was_contended(
     assert found["dev-turbo"].select(".timing-flag") == []
     assert text(found["dev-turbo"], ".load-memory").endswith("GB")
     assert text(found["dev-turbo"], ".memory").endswith("GB")
+
+
+def test_overview_and_dashboard_say_which_gpus_a_variant_fits_from_its_peaks(
+    writable_demo: DemoData, tmp_path: Path
+) -> None:
+    """ "Fits on" from the measured peaks only: the larger of load and generating, against
+    the configured GPU sizes when the peak is CUDA's; a CPU peak is not comparable."""
+    from app.models import Variant
+
+    engine = make_engine(writable_demo.database_url)
+    with session_scope(engine) as session:
+        dev = session.scalars(select(Variant).where(Variant.name == "dev")).one()
+        dev.load_peak_gb, dev.peak_mem_gb = 20.5, 15.0
+        dev.peak_mem_kind = "cuda_max_memory_allocated"
+    engine.dispose()
+    settings = Settings(
+        database_url=writable_demo.database_url,
+        media_dir=writable_demo.media_dir,
+        gpu_memory_gb="16,24,48",
+    )
+    with TestClient(create_app(settings)) as client:
+        overview = BeautifulSoup(client.get("/").text, "html.parser")
+        dashboard = BeautifulSoup(client.get("/dashboard").text, "html.parser")
+    fits = {
+        card["data-variant"]: card.select_one("dd.fits-on").get_text(strip=True)
+        for card in overview.select("[data-variant]")
+        if card.select_one("dd.fits-on")
+    }
+    assert fits["dev"] == "24 GB, 48 GB"  # 20.5 GB at load: not a 16 GB card
+    assert fits["schnell"] == "not comparable (a CPU peak RSS)"
+    rows = {
+        row["data-variant"]: row.select_one("td.fits-on").get_text(strip=True)
+        for row in dashboard.select("tr.variant-row")
+    }
+    assert rows["dev"] == "24 GB, 48 GB" and rows["schnell"] == fits["schnell"]
