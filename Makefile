@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # The worker extra pulls torch==2.13.0: the CPU wheel on this kind of machine, CUDA on a GPU one.
 EXTRAS ?= worker
 
-.PHONY: demo test lint format bench serve lock clean e2e-deps
+.PHONY: demo test lint format bench serve lock clean e2e-deps .venv-pruna
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,29 @@ $(VENV)/.stamp-$(EXTRAS): $(BIN)/python pyproject.toml constraints.txt
 
 $(VENV)/.stamp-dev: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[worker,dev,postgres]"
+	touch $@
+
+## .venv-pruna: a virtualenv of its own for pruna's smash backend (the `pruna` extra), which
+## pins older peft and torchao than constraints.txt. torch alone first, so that pip takes this
+## machine's torch 2.13.0 (the CPU wheel here) before pruna's requirements could pull another
+## build; then the worker and pruna extras with torch held there. Run the worker from it:
+## .venv-pruna/bin/flux-playground run CONFIG
+PRUNA_VENV := .venv-pruna
+.venv-pruna: $(PRUNA_VENV)/.stamp-pruna
+
+$(PRUNA_VENV)/.stamp-pruna: pyproject.toml
+	rm -rf $(PRUNA_VENV)
+	$(PYTHON) -m venv $(PRUNA_VENV)
+	$(PRUNA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PRUNA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-e ".[worker,pruna]" torch==2.13.0
+	@# pruna imports torchvision, and PyPI's torchvision is built for PyPI's CUDA torch: beside
+	@# a CPU-only torch (this repository's CPU wheel) its operators do not load, and neither
+	@# pruna nor transformers imports. Then make stops with that reason and writes no stamp.
+	@$(PRUNA_VENV)/bin/python -c "import torchvision" 2>/dev/null || { \
+		echo "error: $(PRUNA_VENV): torchvision $$($(PRUNA_VENV)/bin/python -m pip show torchvision | sed -n 's/^Version: //p') (PyPI, built for CUDA torch) does not load beside torch $$($(PRUNA_VENV)/bin/python -c 'import torch; print(torch.__version__)'), so pruna cannot import here; it needs a CUDA build of torch" >&2; \
+		exit 1; }
+	PRUNA_METRICS_ENABLED=false $(PRUNA_VENV)/bin/python -c "import pruna"
 	touch $@
 
 ## demo: install, create the database, build the tiny models, precompute the demo, serve it

@@ -128,7 +128,10 @@ class GenerationOut(BaseModel):
     guidance: float
     dtype: str
     lora: dict[str, Any] | None = Field(description="LoRA path, scale and fuse, if any.")
-    optimizations: dict[str, Any] = Field(description="compile, quantize, cache, fuse_qkv.")
+    optimizations: dict[str, Any] = Field(
+        description="The speed and memory settings: compile, quantize, cache, fuse_qkv, "
+        "text_encoder_quantize, offload, vae_tiling, vae_slicing, gguf, smash."
+    )
     width: int = Field(description="Pixels.")
     height: int = Field(description="Pixels.")
     image_url: str = Field(description="The PNG; the ?v= part changes with its content.")

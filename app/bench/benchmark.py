@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -31,7 +32,24 @@ from app.errors import InputFileError
 
 T = TypeVar("T")
 Dtype = Literal["bfloat16", "float16", "float32"]
-QuantizeMode = Literal["int8_weight_only", "int8_dynamic", "fp8_dynamic"]
+# How the transformer's linear layers are quantized. Two libraries, applied differently:
+# - torchao (`quantize_` on the loaded model, layer by layer onto the device):
+#   int8_weight_only, int8_dynamic (int8 activations too), fp8_dynamic, int4_weight_only.
+# - bitsandbytes (while loading, through diffusers' PipelineQuantizationConfig, so the
+#   full-precision weights never reach the GPU): nf4 (4-bit NormalFloat) and int8, which is
+#   bitsandbytes' LLM.int8 (int8 weights, outlier columns in 16-bit), not torchao's
+#   int8_weight_only.
+QuantizeMode = Literal[
+    "int8_weight_only", "int8_dynamic", "fp8_dynamic", "int4_weight_only", "nf4", "int8"
+]
+# The T5 text encoder (9.5 GB of FLUX.1-dev in bf16), same libraries, same two ways. Weight-only
+# modes: the encoder runs once per prompt, so activation quantization would buy no speed.
+TextEncoderQuantizeMode = Literal["int8_weight_only", "nf4", "int8"]
+BITSANDBYTES_MODES = frozenset({"nf4", "int8"})
+# Where the weights wait between uses (diffusers): "model" moves one whole component to the
+# GPU when it runs; "sequential" each layer; "group" groups of layers, prefetched on a CUDA
+# stream. All keep the weights in CPU memory instead of on the GPU.
+OffloadMode = Literal["model", "sequential", "group"]
 Device = Literal["cpu", "cuda"]
 
 
@@ -115,6 +133,41 @@ class CacheSpec(StrictModel):
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.08
 
 
+# An algorithm as pruna names it ("torch_compile", "fora", "hqq_diffusers"). Whether pruna has
+# it, in that group and for the device, the worker asks the installed pruna (it may be
+# another release than the one these docs were written against).
+AlgorithmList = Annotated[
+    list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]], AfterValidator(_no_repeats)
+]
+
+
+class SmashSpec(StrictModel):
+    """Pruna's `smash` on the loaded pipeline (app/worker/pruna_backend.py)."""
+
+    compilers: AlgorithmList = []
+    quantizers: AlgorithmList = []
+    cachers: AlgorithmList = []
+    # Hyperparameters, named as pruna does: the algorithm's name, then the parameter's
+    # ({ fora_interval = 3, torch_compile_mode = "max-autotune" }).
+    options: dict[str, bool | int | float | str] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> SmashSpec:
+        if not self.algorithms:
+            raise ValueError("smash needs at least one of compilers, quantizers or cachers")
+        for option in self.options:
+            if not any(option.startswith(f"{name}_") for name in self.algorithms):
+                raise ValueError(
+                    f"smash option {option!r} belongs to no listed algorithm (an option is "
+                    "named <algorithm>_<hyperparameter>, e.g. fora_interval)"
+                )
+        return self
+
+    @property
+    def algorithms(self) -> list[str]:
+        return [*self.compilers, *self.quantizers, *self.cachers]
+
+
 class VariantSpec(StrictModel):
     """A variant as written in the file: everything optional except the name."""
 
@@ -129,8 +182,17 @@ class VariantSpec(StrictModel):
     lora: LoraSpec | None = None
     compile: CompileSpec | None = None
     quantize: QuantizeMode | None = None
+    text_encoder_quantize: TextEncoderQuantizeMode | None = None
+    offload: OffloadMode | None = None
+    # Decode the image in overlapping tiles / one image of a batch at a time: less VAE
+    # memory at large sizes and batches.
+    vae_tiling: bool | None = None
+    vae_slicing: bool | None = None
     cache: CacheSpec | None = None
     fuse_qkv: bool | None = None
+    # The transformer from a GGUF file: local path (relative to the config), Hub file or tiny:.
+    gguf: str | None = None
+    smash: SmashSpec | None = None
     # A subset of the benchmark's sizes / batch sizes (a variant that is only meant for some).
     sizes: SizeList | None = None
     batch_sizes: BatchSizeList | None = None
@@ -150,8 +212,14 @@ class Variant(StrictModel):
     lora: LoraSpec | None = None
     compile: CompileSpec | None = None
     quantize: QuantizeMode | None = None
+    text_encoder_quantize: TextEncoderQuantizeMode | None = None
+    offload: OffloadMode | None = None
+    vae_tiling: bool = False
+    vae_slicing: bool = False
     cache: CacheSpec | None = None
     fuse_qkv: bool = False
+    gguf: str | None = None
+    smash: SmashSpec | None = None
     # None: every size / batch size of the benchmark (Benchmark.sizes_of / batch_sizes_of).
     sizes: list[Size] | None = None
     batch_sizes: list[int] | None = None
@@ -164,6 +232,12 @@ class Variant(StrictModel):
             "quantize": self.quantize,
             "cache": self.cache.model_dump() if self.cache else None,
             "fuse_qkv": self.fuse_qkv,
+            "text_encoder_quantize": self.text_encoder_quantize,
+            "offload": self.offload,
+            "vae_tiling": self.vae_tiling,
+            "vae_slicing": self.vae_slicing,
+            "gguf": self.gguf,
+            "smash": self.smash.model_dump() if self.smash else None,
         }
 
 
@@ -271,6 +345,13 @@ class Benchmark(StrictModel):
             del payload["size_prompt_limit"]
         for variant in payload["variants"]:
             for key in ("sizes", "batch_sizes"):
+                if variant[key] is None:
+                    del variant[key]
+            # Likewise the memory options: a config that sets none keeps its fingerprint.
+            for key in ("text_encoder_quantize", "offload", "vae_tiling", "vae_slicing"):
+                if not variant[key]:
+                    del variant[key]
+            for key in ("gguf", "smash"):  # the same for these
                 if variant[key] is None:
                     del variant[key]
         blob = json.dumps(payload, sort_keys=True).encode()
@@ -437,6 +518,101 @@ def _check_variant(path: Path, text: str, index: int, variant: Variant, device: 
         fail("dtype", "float16 is not supported on the CPU; use float32 or bfloat16")
     if variant.compile is not None and variant.compile.backend == "onediff" and device == "cpu":
         fail("compile", "the onediff backend needs device = 'cuda'")
+    _check_memory_options(variant, device, fail)
+    if variant.gguf is not None:
+        _check_gguf(path, variant, fail)
+    if variant.smash is not None:
+        _check_smash(variant, fail)
+
+
+TINY_GGUFS = {"tiny:schnell-q8": "tiny:schnell"}  # each tiny GGUF and the model it is from
+_HUB_FILE = re.compile(r"^(https://(huggingface\.co|hf\.co)/)?[\w.-]+/[\w.-]+/.+$")
+
+
+def _check_gguf(path: Path, variant: Variant, fail: Callable[[str, str], None]) -> None:
+    """The GGUF file exists (when local) and nothing else quantizes or rewrites its weights."""
+    ref = str(variant.gguf)
+    if ref.startswith("tiny:"):
+        if ref not in TINY_GGUFS:
+            fail("gguf", f"unknown tiny GGUF {ref!r} ({', '.join(TINY_GGUFS)})")
+        if variant.model != TINY_GGUFS[ref]:
+            fail(
+                "gguf", f"{ref} is {TINY_GGUFS[ref]}'s transformer: set model = {TINY_GGUFS[ref]!r}"
+            )
+    elif not ref.endswith(".gguf"):
+        fail("gguf", f"not a .gguf file: {ref!r}")
+    elif _looks_local(ref):
+        local = (path.parent / ref).expanduser().resolve()
+        if not local.is_file():
+            fail("gguf", f"GGUF file not found: {local}")
+    elif not _HUB_FILE.match(ref):
+        fail(
+            "gguf", f"not a local path (./, ../, /) nor a Hub file (owner/repo/file.gguf): {ref!r}"
+        )
+    if variant.quantize is not None:
+        fail(
+            "gguf",
+            f"the GGUF transformer is quantized already: remove quantize ({variant.quantize})",
+        )
+    if variant.fuse_qkv:
+        # diffusers' fuse concatenates the packed GGUF bytes into a plain Linear.
+        fail("gguf", "fuse_qkv cannot fuse GGUF weights: remove fuse_qkv")
+    if variant.lora is not None and variant.lora.fuse:
+        # Fusing adds the LoRA into the weights; GGUF weights are packed and read-only.
+        fail("gguf", "a LoRA cannot be fused into GGUF weights: set lora.fuse = false")
+    if variant.smash is not None and variant.smash.quantizers:
+        fail("gguf", "the GGUF transformer is quantized already: remove smash.quantizers")
+
+
+def _check_smash(variant: Variant, fail: Callable[[str, str], None]) -> None:
+    """One tool per job: pruna's algorithms do not stack with the same kind of option here."""
+    smash = variant.smash
+    assert smash is not None
+    for group, own, key in (
+        ("compilers", variant.compile, "compile"),
+        ("quantizers", variant.quantize, "quantize"),
+        ("cachers", variant.cache, "cache"),
+    ):
+        if getattr(smash, group) and own is not None:
+            fail("smash", f"smash.{group} and {key} do the same job: set one of them")
+
+
+def _check_memory_options(
+    variant: Variant, device: Device, fail: Callable[[str, str], None]
+) -> None:
+    """Quantization and offloading settings that cannot work together, or not on `device`.
+
+    A component never gets a bitsandbytes and a torchao mode at once: `quantize` is the
+    transformer's one mode and `text_encoder_quantize` the T5 encoder's, and the two may
+    come from different libraries (each quantizes only its own component).
+    """
+    quantize, offload = variant.quantize, variant.offload
+    torchao = quantize is not None and quantize not in BITSANDBYTES_MODES
+    if offload is not None and device == "cpu":
+        # Offloading keeps weights in CPU memory and moves them to the GPU as they are used:
+        # on the CPU there is nowhere to move them.
+        fail("offload", f"offload = '{offload}' needs device = 'cuda'")
+    if offload == "sequential" and variant.compile is not None:
+        # accelerate's hooks bring every layer's weights in from the CPU at each call, layer
+        # by layer: nothing torch.compile can make one graph of. diffusers compiles with
+        # model and group offloading only.
+        fail("offload", "sequential offload cannot be compiled; use offload = 'model' or 'group'")
+    if torchao and offload is not None and variant.compile is not None:
+        # Offloading moves weights with module.to(), which cannot swap a torchao tensor inside
+        # a compiled module ("_apply(): Couldn't swap Linear.weight"): diffusers skips its
+        # torchao compile-with-offload tests for that.
+        fail("offload", f"a torchao mode ({quantize}) with offload cannot be compiled")
+    if quantize in BITSANDBYTES_MODES and variant.fuse_qkv:
+        # bitsandbytes quantizes while loading, so the fuse would concatenate packed 4-bit /
+        # int8 weights into a plain Linear. torchao modes quantize after the fuse and work.
+        fail(
+            "fuse_qkv",
+            f"fuse_qkv cannot fuse bitsandbytes weights (quantize = '{quantize}' packs them "
+            "while loading); use a torchao mode such as int8_weight_only",
+        )
+    if quantize == "int4_weight_only" and device == "cuda" and variant.dtype != "bfloat16":
+        # torchao's CUDA int4 kernel (tinygemm) takes bfloat16 weights only.
+        fail("quantize", "int4_weight_only on CUDA needs dtype = 'bfloat16'")
 
 
 def _check_narrowing(

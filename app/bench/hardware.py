@@ -53,6 +53,13 @@ IMAGE_SETTINGS = (
     "cache",
     "fuse_qkv",
     "compile",
+    # Issue 13's options that change the pixels: a GGUF transformer, Pruna's algorithms,
+    # quantized text encoders, a tiled VAE decode. (Offload and VAE slicing move or split the
+    # same arithmetic: they change memory and time, not the image.)
+    "gguf",
+    "smash",
+    "text_encoder_quantize",
+    "vae_tiling",
 )
 COMPILE_TIMING_ONLY = ("fresh_cache",)
 

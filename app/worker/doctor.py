@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import os
+import re
 import shutil
 import sysconfig
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from app.bench.benchmark import Benchmark, Variant, resolve_local
+from app.bench.benchmark import BITSANDBYTES_MODES, Benchmark, Variant, resolve_local
 
 
 class Status(enum.Enum):
@@ -63,6 +64,22 @@ ACTIVATION_GB_PER_MEGAPIXEL = 2.0
 PNG_MB_PER_MEGAPIXEL = 1.5
 # Bytes per weight relative to the bf16 files on the Hub.
 DTYPE_FACTOR = {"bfloat16": 1.0, "float16": 1.0, "float32": 2.0}
+# Quantized weights, relative to the same bf16 files: bytes per weight of the mode over
+# bf16's 2. int8 and fp8 keep 1 byte (plus a scale per row, negligible); int4 half a byte plus
+# a 16-bit scale and zero point per group of 128 weights (4.25 bits); nf4 half a byte plus a
+# 32-bit absmax per block of 64 (4.5 bits). The published figures to compare with (diffusers'
+# quantization blog: FLUX.1-dev, 1024x1024, 50 steps, one H100, loaded / peak): bf16 31.4 /
+# 36.2 GB; bnb NF4 12.6 / 17.3 GB; bnb 8-bit 19.3 / 24.4 GB; torchao int8 or fp8 weight-only
+# 17.0 / 21.5 GB; torchao int4 weight-only 10.6 / 14.7 GB. The same order; bitsandbytes'
+# 8-bit sits above torchao's int8 there although both keep a byte per weight.
+QUANTIZED_FACTOR = {
+    "int8_weight_only": 0.5,
+    "int8_dynamic": 0.5,
+    "fp8_dynamic": 0.5,
+    "int8": 0.5,
+    "int4_weight_only": 4.25 / 16,
+    "nf4": 4.5 / 16,
+}
 FP8_MIN_CAPABILITY = (8, 9)
 HUB_TIMEOUT_S = 5.0
 MEGAPIXEL = 1024 * 1024
@@ -203,6 +220,8 @@ class MemoryEstimate:
     load_gb: float  # the peak while loading, before the first image
     steady_gb: float  # the weights as they stay, plus the activation allowance
     activation_gb: float
+    load_why: str = ""  # why loading needs more than generating, when it does
+    offload: str | None = None
 
     @property
     def peak_gb(self) -> float:
@@ -214,7 +233,8 @@ def estimate_memory(variant: Variant, width: int, height: int) -> MemoryEstimate
 
     Follows the order in which `app.worker.pipelines` loads a variant: the LoRA is loaded and
     fused with the whole transformer on the device; torchao quantizes layer by layer onto
-    the device, so without a LoRA the unquantized transformer never sits there whole.
+    the device and bitsandbytes while loading, so without a LoRA the unquantized transformer
+    never sits there whole. Offloaded, only the largest component is on the GPU at a time.
     """
     if variant.model.startswith("tiny:"):
         return MemoryEstimate(load_gb=TINY_GB, steady_gb=TINY_GB, activation_gb=0.0)
@@ -222,25 +242,70 @@ def estimate_memory(variant: Variant, width: int, height: int) -> MemoryEstimate
         return None
     factor = DTYPE_FACTOR[variant.dtype]
     transformer = FLUX_TRANSFORMER_GB * factor
-    others = (FLUX_T5_GB + FLUX_CLIP_VAE_GB) * factor
+    t5 = FLUX_T5_GB * factor
+    clip_vae = FLUX_CLIP_VAE_GB * factor
     lora = LORA_GB * factor if variant.lora is not None else 0.0
-    # int8 and fp8 keep one byte per weight: half of the Hub's bf16 files.
-    kept = FLUX_TRANSFORMER_GB / 2 if variant.quantize is not None else transformer
+    # A quantized component keeps its mode's bytes per weight, whatever the dtype; a GGUF
+    # transformer its file's (and the model's own transformer never loads).
+    if variant.gguf is not None:
+        kept = FLUX_TRANSFORMER_GB * gguf_factor(variant.gguf)
+    elif variant.quantize:
+        kept = FLUX_TRANSFORMER_GB * QUANTIZED_FACTOR[variant.quantize]
+    else:
+        kept = transformer
+    kept_t5 = (
+        FLUX_T5_GB * QUANTIZED_FACTOR[variant.text_encoder_quantize]
+        if variant.text_encoder_quantize
+        else t5
+    )
     # A fused LoRA is merged into the weights and unloaded; an unfused one stays beside them.
     adapter = lora if variant.lora is not None and not variant.lora.fuse else 0.0
-    weights = kept + others + adapter
-    load = max(transformer + lora if variant.lora is not None else 0.0, weights)
+    fusing = transformer + lora if variant.lora is not None else 0.0
+    if variant.offload is None:
+        weights = kept + adapter + kept_t5 + clip_vae
+        load = max(fusing, weights)
+        why = "LoRA fused before quantizing"
+    else:
+        # The weights wait in CPU memory; on the GPU, the component that runs: at most the
+        # largest (model offloading; sequential and group offloading hold less, so for them
+        # this is an upper bound). While loading, what is quantized on the GPU (torchao onto
+        # the device, bitsandbytes as it loads) stays there until the offload takes it out.
+        weights = max(kept + adapter, kept_t5, clip_vae)
+        on_gpu = (kept if variant.quantize else 0.0) + (
+            kept_t5 if variant.text_encoder_quantize else 0.0
+        )
+        load = max(fusing, on_gpu)
+        why = (
+            "LoRA fused before offloading"
+            if fusing >= on_gpu
+            else "quantized on the GPU before offloading"
+        )
     activations = ACTIVATION_GB_PER_MEGAPIXEL * width * height / MEGAPIXEL
-    return MemoryEstimate(load_gb=load, steady_gb=weights + activations, activation_gb=activations)
+    return MemoryEstimate(
+        load_gb=load,
+        steady_gb=weights + activations,
+        activation_gb=activations,
+        load_why=why,
+        offload=variant.offload,
+    )
+
+
+def gguf_factor(ref: str) -> float:
+    """A GGUF transformer's bytes against bf16's, from the quantization its file name says
+    (city96's files: Q8_0, Q6_K, Q5_K_S, Q4_0, ...): n bits per weight plus ~0.5 for the
+    block scales; F16/BF16 files are bf16's size; an unnamed one is counted as bf16."""
+    found = re.search(r"[-_.]Q(\d)(?:_|\.|$)", ref, flags=re.IGNORECASE)
+    return (int(found.group(1)) + 0.5) / 16 if found else 1.0
 
 
 def _describe(estimate: MemoryEstimate, size: str) -> str:
+    offload = f" ({estimate.offload} offload)" if estimate.offload else ""
     if estimate.load_gb > estimate.steady_gb:
         return (
-            f"needs ~{estimate.load_gb:.1f} GB while loading (LoRA fused before quantizing), "
-            f"~{estimate.steady_gb:.1f} GB at {size} after"
+            f"needs ~{estimate.load_gb:.1f} GB while loading ({estimate.load_why}), "
+            f"~{estimate.steady_gb:.1f} GB at {size} after{offload}"
         )
-    return f"needs ~{estimate.peak_gb:.1f} GB at {size}"
+    return f"needs ~{estimate.peak_gb:.1f} GB at {size}{offload}"
 
 
 def check_memory(bench: Benchmark, facts: TorchFacts, ram_gb: float) -> list[Check]:
@@ -518,7 +583,12 @@ def check_onediff(bench: Benchmark) -> Check:
 
 
 def check_torchao(bench: Benchmark) -> Check:
-    names = [v.name for v in bench.variants if v.quantize is not None]
+    names = [
+        v.name
+        for v in bench.variants
+        if (v.quantize is not None and v.quantize not in BITSANDBYTES_MODES)
+        or v.text_encoder_quantize == "int8_weight_only"
+    ]
     if not names:
         return Check("torchao", Status.SKIP, "not needed: no quantized variant")
     try:
@@ -528,6 +598,60 @@ def check_torchao(bench: Benchmark) -> Check:
             "torchao", Status.FAIL, f"not installed, needed by {', '.join(names)}: {WORKER_HINT}"
         )
     return Check("torchao", Status.OK, f"{version}, for {', '.join(names)}")
+
+
+def check_bitsandbytes(bench: Benchmark) -> Check:
+    users = [
+        v
+        for v in bench.variants
+        if v.quantize in BITSANDBYTES_MODES or v.text_encoder_quantize in BITSANDBYTES_MODES
+    ]
+    if not users:
+        return Check("bitsandbytes", Status.SKIP, "not needed: no nf4 or int8 variant")
+    names = ", ".join(v.name for v in users)
+    try:
+        version = metadata.version("bitsandbytes")
+    except metadata.PackageNotFoundError:
+        return Check(
+            "bitsandbytes", Status.FAIL, f"not installed, needed by {names}: {WORKER_HINT}"
+        )
+    # Its CPU backend runs the T5 encoder's modes (through transformers), but diffusers loads
+    # a bitsandbytes transformer only onto a GPU.
+    on_cpu = [v.name for v in users if v.quantize in BITSANDBYTES_MODES]
+    if bench.device == "cpu" and on_cpu:
+        return Check(
+            "bitsandbytes",
+            Status.FAIL,
+            f"{version}, but a bitsandbytes transformer (nf4, int8) needs a CUDA GPU: "
+            f"{', '.join(on_cpu)}",
+        )
+    return Check("bitsandbytes", Status.OK, f"{version}, for {names}")
+
+
+def check_gguf(bench: Benchmark) -> Check:
+    names = [v.name for v in bench.variants if v.gguf is not None]
+    if not names:
+        return Check("gguf", Status.SKIP, "not needed: no gguf variant")
+    try:
+        version = metadata.version("gguf")
+    except metadata.PackageNotFoundError:
+        return Check(
+            "gguf", Status.FAIL, f"not installed, needed by {', '.join(names)}: {WORKER_HINT}"
+        )
+    return Check("gguf", Status.OK, f"{version}, for {', '.join(names)}")
+
+
+def check_pruna(bench: Benchmark) -> Check:
+    """pruna lives in a virtualenv of its own: the doctor run from the main one says so."""
+    names = [v.name for v in bench.variants if v.smash is not None]
+    if not names:
+        return Check("pruna", Status.SKIP, "not needed: no smash variant")
+    from app.worker.pruna_backend import import_error
+
+    why = import_error()
+    if why is not None:
+        return Check("pruna", Status.FAIL, f"{', '.join(names)} needs pruna, {why}")
+    return Check("pruna", Status.OK, f"{metadata.version('pruna')}, for {', '.join(names)}")
 
 
 # --- all together -------------------------------------------------------------------------
@@ -566,5 +690,11 @@ def run_checks(bench: Benchmark, n_prompts: int, media_dir: Path) -> list[Check]
         check_disk_media(bench, n_prompts, media_at, media_free, weights if same_disk else 0.0)
     )
 
-    rows += [check_onediff(bench), check_torchao(bench)]
+    rows += [
+        check_onediff(bench),
+        check_torchao(bench),
+        check_bitsandbytes(bench),
+        check_gguf(bench),
+        check_pruna(bench),
+    ]
     return rows

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
+import diffusers
 import PIL.Image
 import torch
 from diffusers.hooks import FirstBlockCacheConfig
 
 # From its module: for a type checker, `diffusers.FluxPipeline` is a no-torch placeholder.
 from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
+from diffusers.quantizers import PipelineQuantizationConfig
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
-from app.bench.benchmark import LoraSpec, Variant, resolve_local
+from app.bench.benchmark import BITSANDBYTES_MODES, LoraSpec, Variant, resolve_local
 from app.worker import tiny
 
 # The worker draws its own progress bars; the libraries' per-load bars would bury them.
@@ -29,6 +33,9 @@ from app.worker import tiny
 # hides per-prompt notices such as CLIP's 77-token truncation, expected with FLUX prompts.)
 diffusers_logging.disable_progress_bar()
 transformers_logging.disable_progress_bar()
+# bitsandbytes' LLM.int8 logs at every call that it multiplies float32 inputs in float16
+# (the CPU tests' dtype): known, and not news at every step.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 LORA_ADAPTER = "lora"
@@ -144,6 +151,7 @@ def check_environment(variant: Variant, device: str) -> None:
                 f"the onediff compile backend ({backend}) needs {' and '.join(missing)}: "
                 "pip install 'flux-playground[onediff]'"
             )
+    _check_memory_options(variant, device)
     if variant.quantize == "fp8_dynamic":
         capability = torch.cuda.get_device_capability() if device == "cuda" else None
         if capability is None or capability < (8, 9):
@@ -152,12 +160,53 @@ def check_environment(variant: Variant, device: str) -> None:
                 "fp8_dynamic quantization needs a CUDA GPU with compute capability >= 8.9 "
                 f"(Ada, Hopper or newer), not {found}"
             )
+    if variant.gguf is not None and importlib.util.find_spec("gguf") is None:
+        raise VariantUnavailable("gguf needs the gguf package: pip install -e '.[worker]'")
+    if variant.smash is not None:
+        from app.worker import pruna_backend  # it imports this module: not at the top
+
+        pruna_backend.check_environment(variant.smash, device)
+
+
+def _check_memory_options(variant: Variant, device: str) -> None:
+    """The quantization and offload modes this machine cannot run, before any weight loads."""
+    bitsandbytes = [
+        mode
+        for mode in (variant.quantize, variant.text_encoder_quantize)
+        if mode in BITSANDBYTES_MODES
+    ]
+    if bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
+        raise VariantUnavailable(
+            f"bitsandbytes is not installed (needed by {bitsandbytes[0]}): "
+            "pip install -e '.[worker]'"
+        )
+    if variant.quantize in BITSANDBYTES_MODES and device != "cuda":
+        # bitsandbytes itself has a CPU backend (the T5 encoder's modes run there, through
+        # transformers), but diffusers' quantizer refuses to load without a GPU ("No GPU found").
+        raise VariantUnavailable(
+            f"quantize = '{variant.quantize}' (bitsandbytes) needs a CUDA GPU: diffusers "
+            f"{diffusers.__version__} quantizes a transformer with bitsandbytes only on a GPU"
+        )
+    if variant.offload is not None and device != "cuda":
+        raise VariantUnavailable(
+            f"offload = '{variant.offload}' needs a CUDA GPU: it keeps the weights in CPU "
+            "memory and moves them to the GPU as they are used"
+        )
+    if variant.quantize == "int4_weight_only" and device == "cuda":
+        capability = torch.cuda.get_device_capability()
+        if capability < (8, 0):
+            raise VariantUnavailable(
+                "int4_weight_only needs compute capability >= 8.0 on CUDA (torchao's tinygemm "
+                f"int4 kernel), not {capability[0]}.{capability[1]}"
+            )
 
 
 def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) -> FluxPipeline:
     # 2. The model, on the CPU: tiny refs are built locally, local paths are relative to the
     # config. What reaches the device, and when, is decided below so that a memory-saving
     # variant never holds the full-precision transformer on the device when it can avoid it.
+    # The bitsandbytes modes quantize here, each weight as it is read (diffusers places a
+    # bitsandbytes model on the GPU as it loads it, already quantized).
     pipe = FluxPipeline.from_pretrained(
         _resolve(variant.model, models_dir, config_dir),
         dtype=DTYPES[variant.dtype],
@@ -165,6 +214,9 @@ def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) 
         # the file mapping keeps every original weight resident (and in the peak RSS) even
         # after quantization replaced it. On CUDA the mapping only feeds the copy to the GPU.
         disable_mmap=device == "cpu",
+        quantization_config=_bitsandbytes_config(variant),
+        # A GGUF variant's transformer comes from its file: the model's is not even downloaded.
+        **_gguf_transformer(variant, models_dir, config_dir),
     )
     pipe.set_progress_bar_config(disable=True)
 
@@ -179,26 +231,35 @@ def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) 
     if variant.fuse_qkv:
         fuse_qkv_projections(pipe.transformer)
 
-    # 5. Quantize the transformer's linear layers (the text encoders and VAE stay as they
-    # are). torchao moves each layer to the device just before quantizing it, so a
-    # bf16 transformer never sits whole on the GPU; fp8 kernels exist only there.
-    if variant.quantize is not None:
-        from torchao.quantization import (
-            Float8DynamicActivationFloat8WeightConfig,
-            Int8DynamicActivationInt8WeightConfig,
-            Int8WeightOnlyConfig,
-            quantize_,
+    # 5. torchao modes: quantize the transformer's (and the T5 encoder's) linear layers; CLIP
+    # and the VAE stay as they are. torchao moves each layer to the device just before
+    # quantizing it, so a bf16 transformer never sits whole on the GPU; fp8 kernels exist
+    # only there.
+    if variant.quantize is not None and variant.quantize not in BITSANDBYTES_MODES:
+        torchao_quantize(pipe.transformer, variant.quantize, device)
+    if variant.text_encoder_quantize == "int8_weight_only":
+        torchao_quantize(pipe.text_encoder_2, variant.text_encoder_quantize, device)
+
+    # 6. Everything else to the device (text encoders, VAE, the transformer's remaining
+    # layers), or, offloaded, each component or layer only while it runs.
+    if variant.offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif variant.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif variant.offload == "group":
+        # Group offloading starts from weights in CPU memory (the other two move them there
+        # themselves). Leaf level, on a CUDA stream: the next layers' weights are copied in
+        # while the current one computes, diffusers' advice for speed.
+        pipe.to("cpu")
+        pipe.enable_group_offload(
+            onload_device=torch.device(device), offload_type="leaf_level", use_stream=True
         )
-
-        config = {
-            "int8_weight_only": Int8WeightOnlyConfig,
-            "int8_dynamic": Int8DynamicActivationInt8WeightConfig,
-            "fp8_dynamic": Float8DynamicActivationFloat8WeightConfig,
-        }[variant.quantize]()
-        quantize_(pipe.transformer, config, device=device)
-
-    # 6. Everything else (text encoders, VAE, the transformer's remaining layers).
-    pipe.to(device)
+    else:
+        pipe.to(device)
+    if variant.vae_tiling:
+        pipe.vae.enable_tiling()
+    if variant.vae_slicing:
+        pipe.vae.enable_slicing()
 
     # 7. First-block cache: skip the other blocks while the first block's output barely changes.
     if variant.cache is not None:
@@ -210,12 +271,121 @@ def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) 
     if variant.compile is not None:
         spec = variant.compile
         if spec.backend == "torch":
+            if variant.quantize in BITSANDBYTES_MODES:
+                # bitsandbytes layers make tensors whose shape depends on the data (diffusers'
+                # advice for compiling them); this process is this variant's alone.
+                torch._dynamo.config.capture_dynamic_output_shape_ops = True
             pipe.transformer.compile(mode=spec.mode, fullgraph=spec.fullgraph, dynamic=spec.dynamic)
         else:
             from onediffx import compile_pipe
 
             pipe = compile_pipe(pipe, backend=spec.onediff_backend)
+
+    # 9. Pruna's smash, last like compile: its compilers and cachers see the final modules.
+    # The variant then calls pruna's wrapper of the pipeline (app/worker/pruna_backend.py).
+    if variant.smash is not None:
+        from app.worker import pruna_backend
+
+        pipe = pruna_backend.smash(pipe, variant.smash, device)
     return pipe
+
+
+def _bitsandbytes_config(variant: Variant) -> PipelineQuantizationConfig | None:
+    """The bitsandbytes modes as diffusers applies them while loading: diffusers' config for
+    the transformer, transformers' for the T5 encoder (each library loads its own models)."""
+    mapping: dict[str, Any] = {}
+    if variant.quantize in BITSANDBYTES_MODES:
+        from diffusers.quantizers.quantization_config import BitsAndBytesConfig
+
+        mapping["transformer"] = BitsAndBytesConfig(
+            **_bitsandbytes_settings(variant.quantize, variant)
+        )
+    if variant.text_encoder_quantize in BITSANDBYTES_MODES:
+        from transformers import BitsAndBytesConfig as TransformersBitsAndBytesConfig
+
+        mapping["text_encoder_2"] = TransformersBitsAndBytesConfig(
+            **_bitsandbytes_settings(variant.text_encoder_quantize, variant)
+        )
+    return PipelineQuantizationConfig(quant_mapping=mapping) if mapping else None
+
+
+def _bitsandbytes_settings(mode: str, variant: Variant) -> dict[str, Any]:
+    if mode == "nf4":
+        # 4-bit NormalFloat weights, computing in the variant's dtype: diffusers' FLUX recipe.
+        return {
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_compute_dtype": DTYPES[variant.dtype],
+        }
+    # LLM.int8: int8 weights, and the activation columns with outliers (above the default
+    # threshold, 6.0) multiplied in 16-bit.
+    return {"load_in_8bit": True}
+
+
+def torchao_quantize(module: torch.nn.Module, mode: str, device: str) -> None:
+    """Quantize a module's linear layers in place with torchao, each moved to `device` first."""
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        Int8DynamicActivationInt8WeightConfig,
+        Int8WeightOnlyConfig,
+        quantize_,
+    )
+
+    if mode == "int4_weight_only":
+        _int4_quantize(module, device)
+        return
+    config = {
+        "int8_weight_only": Int8WeightOnlyConfig,
+        "int8_dynamic": Int8DynamicActivationInt8WeightConfig,
+        "fp8_dynamic": Float8DynamicActivationFloat8WeightConfig,
+    }[mode]()
+    quantize_(module, config, device=device)
+
+
+# int4 quantizes each row in groups of weights, each group with its own scale and zero point.
+# 128 is torchao's default; a layer whose input width 128 does not divide takes the largest
+# of 64 and 32 that does: FLUX's 64-wide x_embedder, and most layers of the tiny pipelines
+# (32 or 160 wide), which one group size of 128 would leave unquantized. A width none of
+# them divides stays as it is.
+INT4_GROUP_SIZES = (128, 64, 32)
+
+
+def int4_group_size(in_features: int) -> int | None:
+    return next((size for size in INT4_GROUP_SIZES if in_features % size == 0), None)
+
+
+def _int4_quantize(module: torch.nn.Module, device: str) -> None:
+    from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
+    from torchao.quantization import Int4WeightOnlyConfig, quantize_
+
+    for size in INT4_GROUP_SIZES:
+        config: Int4WeightOnlyConfig | PrototypeInt4WeightOnlyConfig
+        if device == "cuda":
+            # tinygemm, the int4 kernel in torch itself ("plain" would need the mslk package).
+            config = Int4WeightOnlyConfig(group_size=size, int4_packing_format="tile_packed_to_4d")
+        else:
+            # torchao 0.18's CPU int4 kernel (aten._weight_int4pack_mm_for_cpu) is reached
+            # through its prototype config: Int4WeightOnlyConfig's packing formats are for
+            # CUDA, XPU and NPU only (its CPU "opaque" format moved there).
+            config = PrototypeInt4WeightOnlyConfig(group_size=size)
+
+        def this_size(layer: torch.nn.Module, _name: str, size: int = size) -> bool:
+            return isinstance(layer, torch.nn.Linear) and int4_group_size(layer.in_features) == size
+
+        quantize_(module, config, filter_fn=this_size, device=device)
+
+
+def parameter_bytes(module: torch.nn.Module) -> int:
+    """The bytes a module's parameters and buffers take, looking inside torchao's quantized
+    tensors (whose own numel * element_size is the float size they stand for)."""
+
+    def size(tensor: torch.Tensor) -> int:
+        if hasattr(tensor, "__tensor_flatten__"):
+            names, _ = tensor.__tensor_flatten__()
+            return sum(size(getattr(tensor, name)) for name in names)
+        return tensor.numel() * tensor.element_size()
+
+    return sum(size(t) for t in (*module.parameters(), *module.buffers()))
 
 
 def fuse_qkv_projections(transformer: torch.nn.Module) -> None:
@@ -274,6 +444,23 @@ def _lora_layers(state_dict: dict[str, torch.Tensor]) -> set[str]:
             if marker in key:
                 layers.add(key.split(marker)[0])
     return layers
+
+
+def _gguf_transformer(variant: Variant, models_dir: Path, config_dir: Path) -> dict[str, Any]:
+    if variant.gguf is None:
+        return {}
+    from app.worker import gguf  # it imports this module: not at the top
+
+    model = _resolve(variant.model, models_dir, config_dir)
+    return {
+        "transformer": gguf.load_transformer(
+            variant.gguf,
+            model=model,
+            dtype=DTYPES[variant.dtype],
+            models_dir=models_dir,
+            config_dir=config_dir,
+        )
+    }
 
 
 def _resolve(ref: str, models_dir: Path, config_dir: Path) -> str:

@@ -171,7 +171,16 @@ def capture_environment(device: str) -> dict[str, Any]:
         "device": device,
         "packages": {
             name: _version(name)
-            for name in ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate")
+            for name in (
+                "torch",
+                "diffusers",
+                "transformers",
+                "torchao",
+                "peft",
+                "accelerate",
+                "bitsandbytes",
+                "gguf",
+            )
         },
     }
     if device == "cuda" and torch.cuda.is_available():

@@ -6,6 +6,9 @@ real FLUX where the pipeline depends on them (16 latent channels, VAE scale fact
 packing, rope axes summing to the head size, CLIP pooled + T5 sequence conditioning), and every
 size that only costs time is tiny, so the demo and the tests run on a laptop CPU in seconds.
 
+The tiny schnell's folder also holds its transformer as a Q8_0 GGUF file (`tiny:schnell-q8`),
+loaded through diffusers' GGUF path as a real FLUX GGUF is (app/worker/gguf.py).
+
 A build is deterministic (fixed seeds: two builds give byte-identical files), idempotent (a
 marker file holding `BUILD_VERSION` says a folder is complete) and atomic (each folder is
 built under a temporary name next to its target and renamed into place).
@@ -25,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gguf
+import numpy as np
 import torch
 
 # Imported from their modules: for a type checker, the top-level `diffusers` names are the
@@ -47,13 +52,16 @@ from transformers import (
 )
 
 # Bump when anything below changes what is written: folders with another version are rebuilt.
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 MARKER = ".tiny-build-version"
 
 TINY_MODELS: dict[str, str] = {"tiny:schnell": "tiny-flux-schnell", "tiny:dev": "tiny-flux-dev"}
 LORA_DIR = "tiny-flux-dev-turbo-lora"
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 TINY_LORAS: dict[str, str] = {"tiny:turbo-lora": f"{LORA_DIR}/{LORA_WEIGHT_NAME}"}
+# Inside the schnell folder: built with it, from the same transformer.
+SCHNELL_Q8_GGUF = "gguf/tiny-flux-schnell-Q8_0.gguf"
+TINY_GGUFS: dict[str, str] = {"tiny:schnell-q8": f"{TINY_MODELS['tiny:schnell']}/{SCHNELL_Q8_GGUF}"}
 
 SEED = 0
 CLIP_MAX_LENGTH = 77
@@ -125,10 +133,11 @@ def resolve_ref(ref: str, models_dir: Path) -> str:
     """A `tiny:` ref becomes its local path (built on first use); other refs pass unchanged."""
     if not ref.startswith("tiny:"):
         return ref
-    known = {**TINY_MODELS, **TINY_LORAS}
+    known = {**TINY_MODELS, **TINY_LORAS, **TINY_GGUFS}
     if ref not in known:
         raise ValueError(f"unknown tiny model {ref!r} (known: {', '.join(sorted(known))})")
-    return str(build_tiny_models(models_dir)[ref])
+    build_tiny_models(models_dir)
+    return str(models_dir / known[ref])
 
 
 def build_atomically(
@@ -187,6 +196,37 @@ def _write_pipeline(out: Path, guidance_embeds: bool) -> None:
         transformer=_transformer(guidance_embeds),
     )
     pipe.save_pretrained(out)
+    if not guidance_embeds:
+        write_q8_gguf(pipe.transformer, out / SCHNELL_Q8_GGUF)
+
+
+# Q8_0 stores blocks of 32 weights along a row: 32 int8 values and one float16 scale.
+Q8_BLOCK = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0]
+
+
+def write_q8_gguf(transformer: torch.nn.Module, path: Path) -> None:
+    """Write a transformer's weights as a GGUF file, its matrices quantized to Q8_0.
+
+    Like city96's FLUX GGUFs, vectors (biases, norm scales) stay float32. Unlike them, every
+    matrix whose rows split into Q8_0 blocks is quantized, however small: their converter keeps
+    tensors of up to 1024 values in float, which would be all of the tiny model's. The keys are
+    diffusers' own (see app/worker/gguf.py for why not the BFL layout).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(path, arch="flux")
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    for name, tensor in transformer.state_dict().items():
+        data = tensor.detach().to(torch.float32).numpy()
+        if data.ndim == 2 and data.shape[1] % Q8_BLOCK == 0:
+            q8 = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(name, gguf.quants.quantize(data, q8), raw_dtype=q8)
+        else:
+            writer.add_tensor(name, np.ascontiguousarray(data))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
 
 def _write_turbo_lora(out: Path) -> None:
@@ -233,6 +273,7 @@ def _transformer(
     head_dim: int = 16,
     axes_dims_rope: tuple[int, int, int] = (4, 6, 6),  # sums to head_dim
     dtype: torch.dtype = torch.float32,
+    joint_attention_dim: int = T5_D_MODEL,
 ) -> FluxTransformer2DModel:
     torch.manual_seed(SEED)
     return FluxTransformer2DModel(
@@ -242,7 +283,7 @@ def _transformer(
         num_single_layers=layers,
         attention_head_dim=head_dim,
         num_attention_heads=heads,
-        joint_attention_dim=T5_D_MODEL,
+        joint_attention_dim=joint_attention_dim,
         pooled_projection_dim=CLIP_HIDDEN,
         guidance_embeds=guidance_embeds,
         axes_dims_rope=axes_dims_rope,
@@ -293,13 +334,13 @@ def _clip_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
     return CLIPTextModel(config)
 
 
-def _t5_encoder(tokenizer: T5Tokenizer) -> T5EncoderModel:
+def _t5_encoder(tokenizer: T5Tokenizer, d_model: int = T5_D_MODEL) -> T5EncoderModel:
     torch.manual_seed(SEED)
     config = T5Config(
         vocab_size=len(tokenizer),
-        d_model=T5_D_MODEL,
-        d_kv=8,
-        d_ff=64,
+        d_model=d_model,
+        d_kv=d_model // 4,
+        d_ff=2 * d_model,
         num_layers=2,
         num_heads=4,
         relative_attention_num_buckets=8,
@@ -386,19 +427,35 @@ def _bytes_to_unicode() -> list[str]:
     return [chars[b] for b in range(256)]
 
 
-def build_wide_model(models_dir: Path, *, heads: int, dtype: torch.dtype) -> Path:
+def build_wide_model(
+    models_dir: Path, *, heads: int, dtype: torch.dtype, text_width: int = T5_D_MODEL
+) -> Path:
     """tiny:schnell with a transformer `heads` x 128 wide (real FLUX: 24 heads, 3072 wide),
     one double and one single block, so that weights, not activations, dominate its memory:
     what a check of memory figures (quantization savings, load vs steady peak) needs.
-    Built once under models_dir; at 24 heads ~0.5 B parameters, at 4 heads ~14 M."""
+    Built once under models_dir; at 24 heads ~0.5 B parameters, at 4 heads ~14 M.
+
+    `text_width` widens the T5 encoder (and the transformer's input from it) as well: the
+    tiny T5's 32-wide layers are narrower than bitsandbytes' CPU 4-bit kernel takes (it
+    packs rows in blocks of 64 weights; real T5-XXL's are 4096 wide and wider)."""
     tiny = build_tiny_models(models_dir)["tiny:schnell"]
-    target = models_dir / f"wide-flux-schnell-{heads}x128-{str(dtype).removeprefix('torch.')}"
+    wide_text = f"-t5x{text_width}" if text_width != T5_D_MODEL else ""
+    name = f"wide-flux-schnell-{heads}x128{wide_text}-{str(dtype).removeprefix('torch.')}"
+    target = models_dir / name
 
     def write(out: Path) -> None:
         pipe = FluxPipeline.from_pretrained(str(tiny))
+        if text_width != T5_D_MODEL:
+            pipe.text_encoder_2 = _t5_encoder(pipe.tokenizer_2, d_model=text_width)
         # FLUX's head size and rope axes (16 + 56 + 56 = 128), one block of each kind.
         pipe.transformer = _transformer(
-            False, layers=1, heads=heads, head_dim=128, axes_dims_rope=(16, 56, 56), dtype=dtype
+            False,
+            layers=1,
+            heads=heads,
+            head_dim=128,
+            axes_dims_rope=(16, 56, 56),
+            dtype=dtype,
+            joint_attention_dim=text_width,
         )
         pipe.save_pretrained(out)
 

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import torch
 
-from app.bench.benchmark import Benchmark, load_benchmark
+from app.bench.benchmark import Benchmark, Variant, load_benchmark
 from app.worker.doctor import (
     FLUX_DOWNLOAD_GB,
     LORA_GB,
@@ -25,6 +26,7 @@ from app.worker.doctor import (
     Status,
     TorchFacts,
     cached_gb,
+    check_bitsandbytes,
     check_cache,
     check_disk_weights,
     check_fp8,
@@ -33,6 +35,7 @@ from app.worker.doctor import (
     check_memory,
     check_onediff,
     check_token,
+    check_torchao,
     estimate_memory,
     hub_repos,
     media_gb,
@@ -149,6 +152,23 @@ def test_doctor_estimate_memory_dev_bf16_and_quantized() -> None:
         bench.variant("dev-turbo").model_copy(update={"quantize": "int8_dynamic"}), 1024, 1024
     )
     assert turbo_int8 is not None and turbo_int8.load_gb == pytest.approx(23.8 + LORA_GB)
+
+
+def test_doctor_estimate_memory_gguf_by_its_quantization_and_the_24gb_config() -> None:
+    """A GGUF transformer counts its file's bits (Q8_0: 8.5 of bf16's 16), not bf16's; and
+    configs/flux-24gb.toml's variants are each estimated under 24 GB at their main size."""
+    bench = flux()
+    q8 = estimate_memory(bench.variant("schnell-gguf-q8"), 1024, 1024)
+    schnell = estimate_memory(bench.variant("schnell"), 1024, 1024)
+    assert q8 is not None and schnell is not None
+    # The transformer at 8.5/16 of bf16's 23.8 GB, the T5 in int8 at half its 9.5 GB.
+    assert schnell.steady_gb - q8.steady_gb == pytest.approx(
+        23.8 * (1 - 8.5 / 16) + 9.5 / 2, abs=0.1
+    )
+    small = load_benchmark(ROOT / "configs" / "flux-24gb.toml")
+    for variant in small.variants:
+        estimate = estimate_memory(variant, small.width, small.height)
+        assert estimate is not None and estimate.peak_gb < 24, variant.name
 
 
 def test_doctor_estimate_memory_tiny_and_unknown() -> None:
@@ -284,5 +304,94 @@ def test_doctor_cache_and_disk(tmp_path: Path) -> None:
     assert SCHNELL not in partly  # within the rounding of the public figure
     assert partly[DEV] == pytest.approx(FLUX_DOWNLOAD_GB - 10.0)
     images, gb = media_gb(bench, 64)
-    assert images == 64 * 7
-    assert gb == pytest.approx(448 * 1.5 / 1000)
+    assert images == 64 * len(bench.variants)  # one image per variant and prompt
+    assert gb == pytest.approx(images * 1.5 / 1000)
+
+
+# --- memory options: quantization modes, the T5 encoder's, offloading --------------------
+
+
+def dev_with(**update: object) -> Variant:
+    return flux().variant("dev").model_copy(update=update)
+
+
+def test_doctor_estimate_memory_quantized_weights_by_bytes_per_weight() -> None:
+    def weights(variant: Variant) -> float:
+        estimate = estimate_memory(variant, 1024, 1024)
+        assert estimate is not None
+        return estimate.steady_gb - estimate.activation_gb
+
+    bf16 = weights(dev_with())
+    assert bf16 == pytest.approx(33.7, abs=0.05)
+    # Transformer and T5 both quantized, as in the published figures' configurations.
+    both = {
+        mode: weights(dev_with(quantize=mode, text_encoder_quantize=mode))
+        for mode in ("nf4", "int8")
+    }
+    int4 = weights(dev_with(quantize="int4_weight_only", text_encoder_quantize="nf4"))
+    assert both["int8"] == pytest.approx((23.8 + 9.5) / 2 + 0.4, abs=0.05)
+    assert both["nf4"] == pytest.approx((23.8 + 9.5) * 4.5 / 16 + 0.4, abs=0.05)
+    assert int4 < both["nf4"] < both["int8"] < bf16  # the published figures' order
+    # The T5 encoder alone: 9.5 GB of bf16 down to its int8 half.
+    t5_int8 = weights(dev_with(text_encoder_quantize="int8_weight_only"))
+    assert bf16 - t5_int8 == pytest.approx(9.5 / 2, abs=0.05)
+
+
+def test_doctor_estimate_memory_offload_keeps_the_largest_component() -> None:
+    bf16 = estimate_memory(dev_with(offload="model"), 1024, 1024)
+    assert bf16 is not None
+    assert bf16.load_gb == 0.0  # loaded into CPU memory
+    assert bf16.steady_gb == pytest.approx(23.8 + 2.0)  # the transformer, then activations
+    # torchao quantizes onto the GPU: the quantized transformer (and T5) sit there until the
+    # offload takes them out.
+    int8 = estimate_memory(
+        dev_with(offload="sequential", quantize="int8_weight_only", text_encoder_quantize="int8"),
+        1024,
+        1024,
+    )
+    assert int8 is not None
+    assert int8.load_gb == pytest.approx(11.9 + 4.75)
+    assert int8.steady_gb == pytest.approx(11.9 + 2.0)
+    assert int8.load_why == "quantized on the GPU before offloading"
+
+
+def test_doctor_memory_fits_24gb_card_with_memory_options() -> None:
+    bench = flux()
+    variants = {
+        "bf16": dev_with(),
+        "int8": dev_with(quantize="int8_weight_only"),  # the T5 stays bf16: 23.8 GB
+        "int8-t5": dev_with(quantize="int8_weight_only", text_encoder_quantize="int8_weight_only"),
+        "nf4": dev_with(quantize="nf4", text_encoder_quantize="nf4"),
+        "offload": dev_with(offload="model"),  # the bf16 transformer alone: 25.8 GB
+        "int8-offload": dev_with(quantize="int8", offload="model"),
+    }
+    bench = bench.model_copy(
+        update={"variants": [v.model_copy(update={"name": n}) for n, v in variants.items()]}
+    )
+    l4 = with_gpu("NVIDIA L4", (8, 9), free_gb=22.0)
+    rows = {row.name.removeprefix("memory: "): row for row in check_memory(bench, l4, ram_gb=200)}
+
+    fits = {name for name, row in rows.items() if row.status is Status.OK}
+    assert fits == {"int8-t5", "nf4", "int8-offload"}
+    assert "(model offload)" in rows["int8-offload"].detail
+    assert "needs ~13.9 GB at 1024x1024 (model offload)" in rows["int8-offload"].detail
+
+
+def test_doctor_bitsandbytes_and_torchao_rows(tmp_path: Path) -> None:
+    cpu = load_benchmark(demo_config(tmp_path))
+    dev = cpu.variant("dev")
+
+    def bench(*variants: Variant) -> Benchmark:
+        return cpu.model_copy(update={"variants": list(variants)})
+
+    assert check_bitsandbytes(bench(dev)).status is Status.SKIP
+    # The T5 encoder's bitsandbytes modes run on the CPU backend; the transformer's do not.
+    t5 = check_bitsandbytes(bench(dev.model_copy(update={"text_encoder_quantize": "nf4"})))
+    assert t5.status is Status.OK and t5.detail.startswith(metadata.version("bitsandbytes"))
+    nf4 = check_bitsandbytes(bench(dev.model_copy(update={"quantize": "nf4"})))
+    assert nf4.status is Status.FAIL
+    assert "a bitsandbytes transformer (nf4, int8) needs a CUDA GPU: dev" in nf4.detail
+    # torchao's row counts the torchao modes only.
+    assert check_torchao(bench(dev.model_copy(update={"quantize": "nf4"}))).status is Status.SKIP
+    t5_int8 = dev.model_copy(update={"text_encoder_quantize": "int8_weight_only"})
+    assert check_torchao(bench(t5_int8)).status is Status.OK
