@@ -23,7 +23,7 @@ RUN apt-get update \
 # Dependencies first, so code changes don't reinstall torch.
 COPY pyproject.toml constraints.txt README.md ./
 RUN mkdir app && touch app/__init__.py \
-    && pip install -c constraints.txt -e ".[worker,postgres]"
+    && pip install -c constraints.txt -e ".[worker,bitsandbytes,postgres]"
 
 COPY . .
 RUN pip install --no-deps -e .

@@ -85,6 +85,7 @@ HUB_TIMEOUT_S = 5.0
 MEGAPIXEL = 1024 * 1024
 ONEDIFF_HINT = "pip install 'flux-playground[onediff]'"
 WORKER_HINT = "pip install -e '.[worker]'"
+BITSANDBYTES_HINT = "pip install -e '.[worker,bitsandbytes]'"
 
 
 # --- facts about this machine -----------------------------------------------------------
@@ -613,7 +614,7 @@ def check_bitsandbytes(bench: Benchmark) -> Check:
         version = metadata.version("bitsandbytes")
     except metadata.PackageNotFoundError:
         return Check(
-            "bitsandbytes", Status.FAIL, f"not installed, needed by {names}: {WORKER_HINT}"
+            "bitsandbytes", Status.FAIL, f"not installed, needed by {names}: {BITSANDBYTES_HINT}"
         )
     # Its CPU backend runs the T5 encoder's modes (through transformers), but diffusers loads
     # a bitsandbytes transformer only onto a GPU.

@@ -178,7 +178,7 @@ def _check_memory_options(variant: Variant, device: str) -> None:
     if bitsandbytes and importlib.util.find_spec("bitsandbytes") is None:
         raise VariantUnavailable(
             f"bitsandbytes is not installed (needed by {bitsandbytes[0]}): "
-            "pip install -e '.[worker]'"
+            "pip install -e '.[worker,bitsandbytes]'"
         )
     if variant.quantize in BITSANDBYTES_MODES and device != "cuda":
         # bitsandbytes itself has a CPU backend (the T5 encoder's modes run there, through
