@@ -264,7 +264,8 @@ def test_bitsandbytes_missing_named_before_loading(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(
         VariantUnavailable,
-        match=r"bitsandbytes is not installed \(needed by nf4\): pip install -e '\.\[worker,bitsandbytes\]'",
+        match=r"bitsandbytes is not installed \(needed by nf4\): "
+        r"pip install -e '\.\[worker,bitsandbytes\]'",
     ):
         check_environment(_variant(text_encoder_quantize="nf4"), "cpu")
 
