@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -302,7 +302,35 @@ class TimingSummary(Base):
         return out
 
 
-class ShapeSeries(Base):
+class ShapeFigures:
+    """What a shape's series gives per image: shared by the stored row (ShapeSeries) and the
+    pages' plain copy of it (app/bench/scaling.py, ShapeRow). Latencies are per call; a call
+    makes `batch_size` images."""
+
+    if TYPE_CHECKING:  # provided by the class that mixes this in
+        width: int
+        height: int
+        batch_size: int
+        latency_median_s: float | None
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+    @property
+    def latency_per_image_s(self) -> float | None:
+        if self.latency_median_s is None:
+            return None
+        return self.latency_median_s / self.batch_size
+
+    @property
+    def images_per_s(self) -> float | None:
+        if not self.latency_median_s:
+            return None
+        return self.batch_size / self.latency_median_s
+
+
+class ShapeSeries(ShapeFigures, Base):
     """The steady state of one variant at one (size, batch size): what a call costs there,
     what the first call at that shape cost (a compiled variant recompiles for a new shape),
     the memory it peaked at, whether it fits at all, and whether batching changed the images.
@@ -353,22 +381,6 @@ class ShapeSeries(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     variant: Mapped[Variant] = relationship(back_populates="shapes")
-
-    @property
-    def megapixels(self) -> float:
-        return self.width * self.height / 1e6
-
-    @property
-    def latency_per_image_s(self) -> float | None:
-        if self.latency_median_s is None:
-            return None
-        return self.latency_median_s / self.batch_size
-
-    @property
-    def images_per_s(self) -> float | None:
-        if not self.latency_median_s:
-            return None
-        return self.batch_size / self.latency_median_s
 
 
 class VoteOutcome(enum.StrEnum):

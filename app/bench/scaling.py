@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.bench import benchmark as bm
-from app.models import Run, SeriesStatus, ShapeSeries, Variant, VariantStatus
+from app.models import Run, SeriesStatus, ShapeFigures, ShapeSeries, Variant, VariantStatus
 
 NOT_MEASURED = "not_measured"
 # The peak kinds a GPU's memory size can be compared with: a CPU process's peak RSS counts
@@ -28,7 +28,7 @@ NOT_COMPARABLE = "not comparable (a CPU peak RSS)"
 
 
 @dataclass(frozen=True)
-class ShapeRow:
+class ShapeRow(ShapeFigures):
     """One (variant, size, batch size): its series, or why it has none. Latencies are per
     call (a call makes `batch_size` images); `latency_per_image_s` divides by the batch."""
 
@@ -64,22 +64,6 @@ class ShapeRow:
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
-
-    @property
-    def megapixels(self) -> float:
-        return self.width * self.height / 1e6
-
-    @property
-    def latency_per_image_s(self) -> float | None:
-        if self.latency_median_s is None:
-            return None
-        return self.latency_median_s / self.batch_size
-
-    @property
-    def images_per_s(self) -> float | None:
-        if not self.latency_median_s:
-            return None
-        return self.batch_size / self.latency_median_s
 
     @property
     def measured(self) -> bool:
