@@ -583,6 +583,18 @@ def check_onediff(bench: Benchmark) -> Check:
     )
 
 
+def _package(package: str, names: list[str], none_needed: str, hint: str) -> Check:
+    """An optional package the named variants need: skipped when none does, else its
+    installed version or how to install it."""
+    if not names:
+        return Check(package, Status.SKIP, f"not needed: {none_needed}")
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return Check(package, Status.FAIL, f"not installed, needed by {', '.join(names)}: {hint}")
+    return Check(package, Status.OK, f"{version}, for {', '.join(names)}")
+
+
 def check_torchao(bench: Benchmark) -> Check:
     names = [
         v.name
@@ -590,15 +602,7 @@ def check_torchao(bench: Benchmark) -> Check:
         if (v.quantize is not None and v.quantize not in BITSANDBYTES_MODES)
         or v.text_encoder_quantize == "int8_weight_only"
     ]
-    if not names:
-        return Check("torchao", Status.SKIP, "not needed: no quantized variant")
-    try:
-        version = metadata.version("torchao")
-    except metadata.PackageNotFoundError:
-        return Check(
-            "torchao", Status.FAIL, f"not installed, needed by {', '.join(names)}: {WORKER_HINT}"
-        )
-    return Check("torchao", Status.OK, f"{version}, for {', '.join(names)}")
+    return _package("torchao", names, "no quantized variant", WORKER_HINT)
 
 
 def check_bitsandbytes(bench: Benchmark) -> Check:
@@ -607,39 +611,25 @@ def check_bitsandbytes(bench: Benchmark) -> Check:
         for v in bench.variants
         if v.quantize in BITSANDBYTES_MODES or v.text_encoder_quantize in BITSANDBYTES_MODES
     ]
-    if not users:
-        return Check("bitsandbytes", Status.SKIP, "not needed: no nf4 or int8 variant")
-    names = ", ".join(v.name for v in users)
-    try:
-        version = metadata.version("bitsandbytes")
-    except metadata.PackageNotFoundError:
-        return Check(
-            "bitsandbytes", Status.FAIL, f"not installed, needed by {names}: {BITSANDBYTES_HINT}"
-        )
+    check = _package(
+        "bitsandbytes", [v.name for v in users], "no nf4 or int8 variant", BITSANDBYTES_HINT
+    )
     # Its CPU backend runs the T5 encoder's modes (through transformers), but diffusers loads
     # a bitsandbytes transformer only onto a GPU.
     on_cpu = [v.name for v in users if v.quantize in BITSANDBYTES_MODES]
-    if bench.device == "cpu" and on_cpu:
+    if check.status is Status.OK and bench.device == "cpu" and on_cpu:
         return Check(
             "bitsandbytes",
             Status.FAIL,
-            f"{version}, but a bitsandbytes transformer (nf4, int8) needs a CUDA GPU: "
-            f"{', '.join(on_cpu)}",
+            f"{metadata.version('bitsandbytes')}, but a bitsandbytes transformer (nf4, int8) "
+            f"needs a CUDA GPU: {', '.join(on_cpu)}",
         )
-    return Check("bitsandbytes", Status.OK, f"{version}, for {names}")
+    return check
 
 
 def check_gguf(bench: Benchmark) -> Check:
     names = [v.name for v in bench.variants if v.gguf is not None]
-    if not names:
-        return Check("gguf", Status.SKIP, "not needed: no gguf variant")
-    try:
-        version = metadata.version("gguf")
-    except metadata.PackageNotFoundError:
-        return Check(
-            "gguf", Status.FAIL, f"not installed, needed by {', '.join(names)}: {WORKER_HINT}"
-        )
-    return Check("gguf", Status.OK, f"{version}, for {', '.join(names)}")
+    return _package("gguf", names, "no gguf variant", WORKER_HINT)
 
 
 def check_pruna(bench: Benchmark) -> Check:
