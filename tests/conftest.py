@@ -71,19 +71,8 @@ a teapot shaped like a snail\tArtifacts\tImagination
 two cats on a blue sofa\tAnimals\tQuantity
 """
 
-CONFIG = """
-name = "webtest"
-description = "Web test run: <b>not bold</b>"
-prompts = "prompts.tsv"
-seeds = [0, 1]
-width = 64
-height = 64
-device = "cpu"
-hardware = "Test CPU"
-usd_per_hour = 3.6
-warmup = 1
-repeats = 3
-
+# dev, dev-turbo (dev as its reference) and schnell: both test runs' variants.
+TEST_VARIANTS = """
 [[variants]]
 name = "dev"
 model = "tiny:dev"
@@ -105,12 +94,30 @@ steps = 2
 guidance = 0.0
 max_sequence_length = 32
 dtype = "float32"
+"""
 
+CONFIG = (
+    """
+name = "webtest"
+description = "Web test run: <b>not bold</b>"
+prompts = "prompts.tsv"
+seeds = [0, 1]
+width = 64
+height = 64
+device = "cpu"
+hardware = "Test CPU"
+usd_per_hour = 3.6
+warmup = 1
+repeats = 3
+"""
+    + TEST_VARIANTS
+    + """
 [[variants]]
 name = "schnell-fp8"
 base = "schnell"
 quantize = "fp8_dynamic"
 """
+)
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,8 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> De
 
 # --- a run with two sizes and two batch sizes (issue 12) ---------------------------------
 
-SIZED_CONFIG = """
+SIZED_CONFIG = (
+    """
 name = "sizes"
 prompts = "prompts.tsv"
 seeds = [0]
@@ -174,29 +182,9 @@ hardware = "Test CPU"
 usd_per_hour = 3.6
 warmup = 1
 repeats = 3
-
-[[variants]]
-name = "dev"
-model = "tiny:dev"
-steps = 4
-guidance = 3.5
-max_sequence_length = 32
-dtype = "float32"
-
-[[variants]]
-name = "dev-turbo"
-base = "dev"
-steps = 2
-lora = { path = "tiny:turbo-lora", scale = 1.0, fuse = true }
-
-[[variants]]
-name = "schnell"
-model = "tiny:schnell"
-steps = 2
-guidance = 0.0
-max_sequence_length = 32
-dtype = "float32"
 """
+    + TEST_VARIANTS
+)
 # The header and the first three prompts of PROMPTS.
 SIZED_PROMPTS = "".join(PROMPTS.splitlines(keepends=True)[:4])
 # Batch 2 at 96x64 runs out of (fake) device memory: one does-not-fit series per variant.
