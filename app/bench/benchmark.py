@@ -311,11 +311,10 @@ class Benchmark(StrictModel):
 
     def sizes_of(self, variant: Variant) -> list[Size]:
         """The sizes a variant makes images and series at, in the benchmark's order."""
-        return [s for s in self.sizes if variant.sizes is None or s in variant.sizes]
+        return narrowed(self.sizes, variant.sizes)
 
     def batch_sizes_of(self, variant: Variant) -> list[int]:
-        own = variant.batch_sizes
-        return [b for b in self.batch_sizes if own is None or b in own]
+        return narrowed(self.batch_sizes, variant.batch_sizes)
 
     def prompts_at(self, size: Size, prompts: list[T]) -> list[T]:
         """The prompts that get images at `size`: all at the main size, the first
@@ -366,10 +365,12 @@ def shapes_of_run(
     had one size, width x height, at batch 1."""
     sizes = [Size.model_validate(s) for s in config.get("sizes") or [f"{width}x{height}"]]
     batches = list(config.get("batch_sizes") or [1])
-    return (
-        [s for s in sizes if variant.sizes is None or s in variant.sizes],
-        [b for b in batches if variant.batch_sizes is None or b in variant.batch_sizes],
-    )
+    return narrowed(sizes, variant.sizes), narrowed(batches, variant.batch_sizes)
+
+
+def narrowed(values: list[T], own: list[T] | None) -> list[T]:
+    """The benchmark's values a variant keeps, in the benchmark's order (None: all)."""
+    return [v for v in values if own is None or v in own]
 
 
 def load_benchmark(path: Path | str) -> Benchmark:
