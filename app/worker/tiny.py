@@ -19,12 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
-import shutil
-import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +46,10 @@ from transformers import (
     T5Tokenizer,
 )
 
+from app.worker.model_folders import build_atomically
+
 # Bump when anything below changes what is written: folders with another version are rebuilt.
 BUILD_VERSION = "2"
-MARKER = ".tiny-build-version"
 
 TINY_MODELS: dict[str, str] = {"tiny:schnell": "tiny-flux-schnell", "tiny:dev": "tiny-flux-dev"}
 LORA_DIR = "tiny-flux-dev-turbo-lora"
@@ -122,8 +118,10 @@ def build_tiny_models(models_dir: Path, *, force: bool = False) -> dict[str, Pat
     paths: dict[str, Path] = {}
     for ref, folder in TINY_MODELS.items():
         write = functools.partial(_write_pipeline, guidance_embeds=ref == "tiny:dev")
-        paths[ref] = build_atomically(models_dir / folder, write, force=force)
-    build_atomically(models_dir / LORA_DIR, _write_turbo_lora, force=force)
+        paths[ref] = build_atomically(
+            models_dir / folder, write, force=force, version=BUILD_VERSION
+        )
+    build_atomically(models_dir / LORA_DIR, _write_turbo_lora, force=force, version=BUILD_VERSION)
     for ref, relative in TINY_LORAS.items():
         paths[ref] = models_dir / relative
     return paths
@@ -138,48 +136,6 @@ def resolve_ref(ref: str, models_dir: Path) -> str:
         raise ValueError(f"unknown tiny model {ref!r} (known: {', '.join(sorted(known))})")
     build_tiny_models(models_dir)
     return str(models_dir / known[ref])
-
-
-def build_atomically(
-    target: Path,
-    write: Callable[[Path], None],
-    *,
-    force: bool,
-    version: str = BUILD_VERSION,
-) -> Path:
-    """Build a model folder with `write` unless `target` already holds this `version`.
-
-    Written under a temporary name beside the target and renamed into place, so a killed build
-    never leaves a half model. Shared by the tiny FLUX pipelines and the tiny CLIP.
-    """
-    if not force and is_built(target, version):
-        return target
-    _remove_stale_builds(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the built folder is ordinary data
-    try:
-        write(tmp)
-        (tmp / MARKER).write_text(version + "\n")
-        if force or not is_built(target, version):  # else another process finished first
-            shutil.rmtree(target, ignore_errors=True)  # an older build version
-            os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _remove_stale_builds(target: Path, older_than_s: float = 3600.0) -> None:
-    """Temp folders of builds that were killed. A build takes seconds, so one older than an
-    hour is nobody's: removing younger ones could pull a folder from under a live build."""
-    cutoff = time.time() - older_than_s
-    for leftover in target.parent.glob(f".{target.name}.*"):
-        if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def is_built(folder: Path, version: str = BUILD_VERSION) -> bool:
-    marker = folder / MARKER
-    return marker.is_file() and marker.read_text().strip() == version
 
 
 def _write_pipeline(out: Path, guidance_embeds: bool) -> None:
@@ -459,4 +415,4 @@ def build_wide_model(
         )
         pipe.save_pretrained(out)
 
-    return build_atomically(target, write, force=False)
+    return build_atomically(target, write, force=False, version=BUILD_VERSION)

@@ -5,7 +5,7 @@ The CLIP score (app/quality.py) loads its model with `CLIPModel.from_pretrained`
 model lets that path run in the demo and the tests with no network. Its scores mean nothing
 (random weights); they are finite and deterministic, which is what the tests need.
 
-Built by app/worker/tiny.py's `build_atomically`: deterministic (fixed seed, byte-identical
+Built by app/worker/model_folders.py's `build_atomically`: deterministic (fixed seed, byte-identical
 files), idempotent (a marker file holding `BUILD_VERSION`) and atomic (built under a temporary
 name beside the target, then renamed). The tokenizer is tiny.py's offline byte-level BPE.
 """
@@ -14,16 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from transformers import (
-    CLIPConfig,
-    CLIPModel,
-    CLIPProcessor,
-    CLIPVisionConfig,
-)
-from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from app.worker.model_folders import build_atomically
 
-from app.worker.tiny import SEED, _clip_tokenizer, build_atomically, clip_text_config
+# torch, transformers and tiny.py (diffusers) are imported in _write_clip, where a folder is
+# written: the metrics command resolves `tiny:clip` on every run and should not pay ~1.5 s of
+# imports for a folder that is already built.
 
 # Bump when anything below changes what is written: folders with another version are rebuilt.
 BUILD_VERSION = "1"
@@ -55,6 +50,12 @@ def resolve_clip_ref(ref: str, models_dir: Path) -> str:
 
 
 def _write_clip(out: Path) -> None:
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPVisionConfig
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    from app.worker.tiny import SEED, _clip_tokenizer, clip_text_config
+
     tokenizer = _clip_tokenizer()
     text_config = clip_text_config(tokenizer, hidden_size=HIDDEN, projection_dim=PROJECTION_DIM)
     vision_config = CLIPVisionConfig(

@@ -206,7 +206,11 @@ def test_benchmark_cache_with_fullgraph_compile_is_an_error(tmp_path: Path) -> N
 
 # --- gguf and smash ------------------------------------------------------------------------
 # Edits of the demo config: variants[0] is schnell, [1] schnell-fast (quantize + compile),
-# [2] dev, [3] dev-turbo (fused LoRA), [4] dev-fast (cache).
+# [2] dev, [3] dev-turbo (fused LoRA), [4] dev-fast (cache); [5], schnell-gguf-q8, is left
+# out so that each edit's `gguf =` is the only one in the file.
+DEMO_WITHOUT_GGUF = DEMO[: DEMO.index('[[variants]]\nname = "schnell-gguf-q8"')]
+
+
 def _with(variant_line: str, setting: str, text: str = DEMO) -> str:
     """The demo with `setting` added under the first line that starts with `variant_line`."""
     return text.replace(variant_line, f"{variant_line}\n{setting}", 1)
@@ -316,7 +320,7 @@ def _with(variant_line: str, setting: str, text: str = DEMO) -> str:
 def test_benchmark_gguf_and_smash_errors_name_file_line_key(
     tmp_path: Path, edit: tuple[str, str], key: str, reason: str, needle: str
 ) -> None:
-    text = _with(*edit, text=DEMO.replace("../prompts/parti-64.tsv", "prompts.tsv"))
+    text = _with(*edit, text=DEMO_WITHOUT_GGUF.replace("../prompts/parti-64.tsv", "prompts.tsv"))
     assert text.count(edit[1]) == 1
     path = write(tmp_path, text)
     with pytest.raises(InputFileError) as info:
@@ -342,7 +346,7 @@ def test_benchmark_gguf_and_smash_load_and_inherit(tmp_path: Path) -> None:
     (tmp_path / "weights" / "schnell.gguf").write_bytes(b"GGUF")
     plain = load_benchmark(write(tmp_path, DEMO))
     text = _with('name = "schnell"', 'gguf = "./weights/schnell.gguf"')
-    text = text.replace('quantize = "int8_weight_only"\n', "")
+    text = text.replace('\nquantize = "int8_weight_only"\n', "\n")  # not the T5's
     text = _with(
         'name = "dev"',
         'smash = { cachers = ["fora"], compilers = [], options = { fora_interval = 3 } }',
@@ -370,7 +374,7 @@ def test_benchmark_gguf_and_smash_load_and_inherit(tmp_path: Path) -> None:
 )
 def test_benchmark_gguf_hub_file_accepted(tmp_path: Path, ref: str) -> None:
     text = _with('name = "schnell"', f'gguf = "{ref}"')
-    text = text.replace('quantize = "int8_weight_only"\n', "")  # schnell-fast inherits it
+    text = text.replace('\nquantize = "int8_weight_only"\n', "\n")  # schnell-fast inherits it
     assert load_benchmark(write(tmp_path, text)).variant("schnell").gguf == ref
 
 

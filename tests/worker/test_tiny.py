@@ -12,9 +12,9 @@ import torch
 from diffusers import FluxPipeline
 from safetensors import safe_open
 
+from app.worker.model_folders import MARKER
 from app.worker.tiny import (
     BUILD_VERSION,
-    MARKER,
     TINY_LORAS,
     TINY_MODELS,
     build_tiny_models,
