@@ -11,13 +11,23 @@ EXTRAS ?= worker
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# pip, then the bytecode of what it installed on every core: pip compiles file by file, half
+# of a fresh install's time on a 2-core machine (docs/benchmarks.md, "Demo"). Like pip,
+# compileall skips files that do not compile here (a package's tests for a newer Python), so
+# its exit status is not make's.
+comma := ,
+define pip_install
+	$(PIP) install --quiet --disable-pip-version-check --no-compile -c constraints.txt -e "$(1)"
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+endef
+
 # Stamps make a second `make` skip pip when pyproject.toml and constraints.txt are unchanged.
 $(VENV)/.stamp-$(EXTRAS): $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	$(call pip_install,.[$(EXTRAS)])
 	touch $@
 
 $(VENV)/.stamp-dev: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[worker,dev,postgres]"
+	$(call pip_install,.[worker$(comma)dev$(comma)postgres])
 	touch $@
 
 ## .venv-pruna: a virtualenv of its own for pruna's smash backend (the `pruna` extra), which
