@@ -520,7 +520,7 @@ def metrics(
     LPIPS. For every image: CLIP score, 100 x max(cos(image, prompt), 0). A metric that cannot
     run here (LPIPS without torchvision, a CLIP model that cannot load) is stored as
     unavailable with the reason and the others go on. Prints each variant's means with 95%
-    intervals.
+    intervals, clipped to the metric's range and at the decimals their width supports.
     """
     from app.db import get_engine, session_scope
     from app.models import Run
@@ -556,7 +556,15 @@ def metrics(
         raise _fail(str(err)) from None
     from rich.markup import escape
 
-    table = Table("variant", "metric", "model", "n", "mean [95% CI]", title=f"run {run_id}")
+    table = Table(
+        "variant",
+        "metric",
+        "model",
+        "n",
+        "mean [95% CI]",
+        title=f"run {run_id}",
+        caption="intervals clipped to the metric's range (CLIP score 0-100, SSIM up to 1)",
+    )
     reasons: dict[tuple[str, str], set[str]] = {}
     with session_scope(engine) as session:
         for row in metric_summaries(session, run_id, variant=variant):

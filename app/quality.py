@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from app.db import session_scope
 from app.memo import TTLMemo
 from app.models import Generation, GenerationMetric, MetricStatus, Prompt, Run, Variant, utcnow
+from app.numbers import UNBOUNDED, clip, fmt_estimate
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +55,14 @@ TINY_CLIP = "tiny:clip"
 FIDELITY_METRICS = ("ssim", "psnr_db", "lpips")
 TORCHMETRICS = "torchmetrics"
 LPIPS_MODEL = "lpips-alex"
+# Each metric's possible values: its intervals are clipped to them where shown (a Student-t
+# interval of a CLIP score near 0 would otherwise reach below 0, an SSIM near 1 above 1).
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "ssim": (-1.0, 1.0),
+    "psnr_db": (0.0, math.inf),  # 10·log10(1 / MSE), MSE ≤ 1 on [0, 1] images
+    "lpips": (0.0, math.inf),
+    "clip_score": (0.0, 100.0),  # 100 × max(cos, 0)
+}
 MAX_REASON_CHARS = 500
 
 
@@ -448,14 +457,21 @@ class MetricSummary:
     reason: str | None  # the most frequent reason among the unavailable rows
 
     @property
+    def interval(self) -> tuple[float | None, float | None]:
+        """The interval as shown: clipped to the metric's range (METRIC_RANGES)."""
+        return clip(self.ci_low, self.ci_high, METRIC_RANGES.get(self.metric, UNBOUNDED))
+
+    @property
     def display(self) -> str:
+        """The mean and its 95% interval at the decimals the interval's width supports, the
+        interval clipped to the metric's range (app.numbers.fmt_estimate)."""
         if self.mean is None and self.reason is not None:
             return f"unavailable: {self.reason}"
         if self.mean is None:
             return "∞" if self.n_infinite else "-"
-        if self.ci_low is None or self.ci_high is None:
-            return f"{self.mean:.4g}"
-        return f"{self.mean:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}]"
+        return fmt_estimate(
+            self.mean, self.ci_low, self.ci_high, METRIC_RANGES.get(self.metric, UNBOUNDED)
+        )
 
 
 def mean_interval(

@@ -8,6 +8,12 @@ default is the rating once the run has counted votes, else SSIM (then CLIP score
 
 The price control (`?usd_per_hour=`) recomputes the cost figures from the stored latencies;
 it never writes. With htmx the price form swaps only the `figures` block (table + chart data).
+A price that is not a number from $0 to MAX_USD_PER_HOUR gets the page back with status 422:
+the field keeps what was typed, marked invalid and described by the reason, and the figures
+stay at the run's own price (static/js/numbers.js says the same before any request).
+
+Every cost is per 1,000 images, at three significant figures or as many as tell it from the
+other variants' (app.numbers).
 
 A run with more than one shape (sizes × batch sizes) gets a scaling section
 (app.bench.scaling): latency per image against megapixels, images/s against batch size, peak
@@ -18,6 +24,7 @@ similarity; each chart with the table of its numbers beside it. Prices do not en
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -34,6 +41,7 @@ from app.bench.scaling import (
 )
 from app.bench.summaries import VariantSummary, variant_summaries
 from app.models import Run
+from app.numbers import fixed
 from app.quality import MetricSummary, metric_summaries
 from app.web.deps import RunQuery, SessionDep, SettingsDep
 from app.web.selection import select_run
@@ -47,6 +55,29 @@ router = APIRouter(include_in_schema=False)
 MAX_USD_PER_HOUR = 1000.0
 
 FIGURES_TARGET = "dashboard-figures"
+
+# Dollars per hour as people type them ("2.5", "$2.50", ".5", "1e3"); static/js/numbers.js
+# holds the same pattern.
+PRICE_PATTERN = re.compile(r"\s*\$?\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
+
+
+def price_error(raw: str) -> str | None:
+    """Why `raw` is not a price the page can use, in a sentence; None when it is one.
+    static/js/numbers.js (priceError) says the same, word for word."""
+    span = f"from $0 to ${fixed(MAX_USD_PER_HOUR, 0)} per hour"
+    if not raw.strip():
+        return f"Enter a price {span}."
+    if PRICE_PATTERN.fullmatch(raw) is None:
+        return f"Enter the price as a number, like 2.50, {span}."
+    value = float(raw.replace("$", "", 1).strip())
+    if not math.isfinite(value) or not 0 <= value <= MAX_USD_PER_HOUR:
+        return f"Enter a price {span}."
+    return None
+
+
+def parse_price(raw: str) -> float:
+    """The price `raw` stands for (check it with price_error first); -0 reads as 0."""
+    return float(raw.replace("$", "", 1).strip()) + 0.0
 
 
 def fmt_price(usd_per_hour: float) -> str:
@@ -82,7 +113,7 @@ def quality(view: LeaderboardView) -> dict[str, dict[str, float | None] | None]:
 
 def metric_quality(
     summaries: list[MetricSummary], metric: str
-) -> tuple[dict[str, dict[str, float | None]], str | None]:
+) -> tuple[dict[str, dict[str, Any]], str | None]:
     """Per variant with a mean: the mean and its interval ends, for the metric's model with
     the most values (another CLIP model is never mixed in); and that model."""
     rows = [s for s in summaries if s.metric == metric and s.mean is not None]
@@ -93,7 +124,13 @@ def metric_quality(
         counts[s.model] = counts.get(s.model, 0) + s.n
     model = max(counts, key=lambda m: counts[m])
     return {
-        s.variant: {"value": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high}
+        s.variant: {
+            "value": s.mean,
+            # Clipped to the metric's range (a CLIP score's bar never reaches below 0).
+            "ci_low": s.interval[0],
+            "ci_high": s.interval[1],
+            "text": s.display,
+        }
         for s in rows
         if s.model == model
     }, model
@@ -115,7 +152,7 @@ def chart_data(
     view: LeaderboardView | None = None,
     *,
     quality_key: QualityKey = "rating",
-    metric_values: dict[str, dict[str, float | None]] | None = None,
+    metric_values: dict[str, dict[str, Any]] | None = None,
     metric_label: str | None = None,
 ) -> dict[str, Any]:
     """What static/js/dashboard.js draws. With `quality_key` "rating", `quality` stays None
@@ -134,6 +171,7 @@ def chart_data(
             "name": run.name,
             "hardware": run.hardware,
             "usd_per_hour": usd_per_hour,
+            "price_label": fmt_price(usd_per_hour),
             "run_usd_per_hour": run.usd_per_hour,
         },
         "variants": [
@@ -251,13 +289,11 @@ def dashboard(
     settings: SettingsDep,
     run: RunQuery = None,
     usd_per_hour: Annotated[
-        float | None,
+        str | None,
         Query(
-            ge=0,
-            le=MAX_USD_PER_HOUR,
-            allow_inf_nan=False,
-            description="What-if hardware price in $/h for the cost figures; default the "
-            "run's own price. Stored measurements are never changed.",
+            description="What-if hardware price in $/h for the cost figures, from 0 to "
+            f"{MAX_USD_PER_HOUR:g}; default the run's own price. Stored measurements are "
+            "never changed. Anything else: the page at the run's price with the reason (422).",
         ),
     ] = None,
     quality: Annotated[
@@ -269,14 +305,16 @@ def dashboard(
     ] = None,
 ) -> Response:
     selected = select_run(session, run)
+    error = None if usd_per_hour is None else price_error(usd_per_hour)
+    what_if = None if usd_per_hour is None or error else parse_price(usd_per_hour)
     context: dict[str, Any] = {"nav": "dashboard", "run": selected}
     if selected is not None:
-        price = selected.usd_per_hour if usd_per_hour is None else usd_per_hour
-        variants = variant_summaries(session, selected, usd_per_hour=usd_per_hour)
+        price = selected.usd_per_hour if what_if is None else what_if
+        variants = variant_summaries(session, selected, usd_per_hour=what_if)
         view = leaderboard(session, selected, stale_ok=True)
         summaries = metric_summaries(session, selected.id)
         quality_key = quality or default_quality(view, summaries)
-        metric_values: dict[str, dict[str, float | None]] = {}
+        metric_values: dict[str, dict[str, Any]] = {}
         metric_label = None
         if quality_key != "rating":
             metric_values, model = metric_quality(summaries, quality_key)
@@ -297,11 +335,15 @@ def dashboard(
             "price": price,
             "price_label": fmt_price(price),
             "run_price_label": fmt_price(selected.usd_per_hour),
-            "price_overridden": usd_per_hour is not None and usd_per_hour != selected.usd_per_hour,
+            "price_overridden": what_if is not None and what_if != selected.usd_per_hour,
+            # What the field shows: the price in effect, or what was typed when it was wrong.
+            "price_input": usd_per_hour if error else price,
+            "price_error": error,
             "max_usd_per_hour": MAX_USD_PER_HOUR,
             "figures_target": FIGURES_TARGET,
             "data": data,
             "n_votes": view.n_votes,
+            "pinned_reference": view.reference,
             "quality_key": quality_key,
             "quality_param": quality,
             "quality_choices": QUALITY_CHOICES,
@@ -323,4 +365,6 @@ def dashboard(
         scaling = run_scaling(session, selected, settings.gpu_memory_sizes_gb)
         if scaling.several_shapes:
             context |= scaling_context(scaling)
-    return render(request, "dashboard.html", context, block=block)
+    return render(
+        request, "dashboard.html", context, block=block, status_code=422 if error else 200
+    )

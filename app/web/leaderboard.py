@@ -8,7 +8,13 @@ Content, which htmx does not swap: an idle page costs one aggregate query per po
 redraws under the reader (an open per-category table stays open, a scrolled table stays put).
 
 Panel codes are invitations (`/arena?panel=CODE` joins the panel), so the page never lists
-them: the filter takes a code the reader already knows.
+them: the filter takes a code the reader already knows, and says so in a line under it.
+
+References, named as the ranking uses them: one Bradley–Terry fit puts every variant on one
+scale with the run's reference (app.arena.leaderboard.run_reference) pinned at 1000; another
+reference (schnell, when dev is pinned) is rated on that scale like any variant, and each
+variant's verdict is against its own reference. A new poll that brings votes says so in one
+sentence in a polite live region outside the board (the template's script), not the table.
 
 Below the ratings, "can a metric stand in for votes?" (app.arena.agreement): each metric's agreement
 with the decided votes and its correlation with the ratings.
@@ -26,6 +32,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.arena.agreement import page_agreement
 from app.arena.leaderboard import (
     ANONYMOUS_VOTES_PER_NETWORK,
+    LeaderboardView,
     fmt_interval,
     fmt_rank,
     fmt_rating,
@@ -51,6 +58,14 @@ templates.env.filters["rating_interval"] = fmt_interval
 templates.env.filters["rank"] = fmt_rank
 templates.env.filters["share"] = fmt_share
 templates.env.filters["verdict_words"] = fmt_verdict
+
+
+def reference_families(view: LeaderboardView) -> list[tuple[str, list[str]]]:
+    """Each reference with the variants that name it (`base`), in config order."""
+    families: dict[str, list[str]] = {}
+    for d in view.verdicts:
+        families.setdefault(d.reference, []).append(d.variant)
+    return list(families.items())
 
 
 def _is_fragment(request: Request) -> bool:
@@ -91,6 +106,7 @@ def leaderboard_page(
             return Response(status_code=204, headers={"Vary": "HX-Request"})
         context |= {
             "view": view,
+            "families": reference_families(view),
             # Computed in the background, at most every 30 s while votes come in.
             "agreement": page_agreement(session, view),
             "self_url": f"/leaderboard?{urlencode(query)}",

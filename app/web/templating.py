@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
+
+from app import numbers
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ASSET_VERSION = "4"  # bump when static/css or static/js change: their URLs carry it
@@ -54,14 +57,15 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value:.2f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
-def fmt_usd(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value == 0:
-        return "$0"
-    if value < 0.01:
-        return f"${value:.6f}".rstrip("0")
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+def fmt_usd(value: float | None, among: Iterable[float | None] = ()) -> str:
+    """Dollars at three significant figures, or as many as tell `value` from the others in
+    its column (`among`): app.numbers.fmt_usd, mirrored by static/js/numbers.js."""
+    return numbers.fmt_usd(value, among)
+
+
+def per_1k(value: float | None) -> float | None:
+    """A per-image figure per 1,000 images (the unit every cost on the pages is shown in)."""
+    return None if value is None else 1000.0 * value
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -74,6 +78,8 @@ def fmt_gb(value: float | None) -> str:
 
 templates.env.filters["seconds"] = fmt_seconds
 templates.env.filters["usd"] = fmt_usd
+templates.env.filters["per_1k"] = per_1k
+templates.env.filters["estimate"] = numbers.fmt_estimate
 templates.env.filters["ratio"] = fmt_ratio
 templates.env.filters["gb"] = fmt_gb
 templates.env.globals["asset_version"] = ASSET_VERSION

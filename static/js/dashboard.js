@@ -25,24 +25,16 @@
     return el ? JSON.parse(el.textContent) : null;
   }
 
-  // Same formats as the table (app/web/templating.py).
+  // Same formats as the table: app/web/templating.py, and static/js/numbers.js for costs.
   function fmtSeconds(s) {
     if (s === null || s === undefined) return "—";
     if (s < 1) return (s * 1000).toFixed(1) + " ms";
     return s < 120 ? s.toFixed(2) + " s" : (s / 60).toFixed(1) + " min";
   }
-  function fmtUsd(x) {
-    if (x === null || x === undefined) return "—";
-    if (x === 0) return "$0";
-    if (x < 0.01) return "$" + x.toPrecision(3);
-    return "$" + (x < 1 ? x.toFixed(4) : x.toFixed(2));
-  }
-  // Axis ticks: the few significant digits a reader compares ($0.007, $1.5).
+  const fmtUsd = window.FluxNumbers.fmtUsd;
+  // Axis ticks: three significant figures, like any lone cost ($0.007, $1.50).
   function tickUsd(x) {
-    return x === 0 ? "$0" : "$" + Number(x.toPrecision(3));
-  }
-  function fmtPrice(x) {
-    return "$" + (Math.round(x * 100) === x * 100 ? x.toFixed(2) : String(x)) + "/h";
+    return fmtUsd(x);
   }
 
   // A 95% interval in words, as on the leaderboard: a null end is unbounded.
@@ -52,11 +44,6 @@
     if (low === null) return "≤ " + fmt(high);
     return "[" + fmt(low) + ", " + fmt(high) + "]";
   }
-  // A metric's mean: four significant digits, as on the overview cards.
-  function fmtMetric(x) {
-    return String(Number(x.toPrecision(4)));
-  }
-
   /* Vertical error bars from each point's `low` to `high` (an unbounded end runs to the edge
    * of the plot, without a cap) and the variant's name beside the point. Chart.js has no
    * error bars of its own; this draws them after the points, reading the current data. */
@@ -130,7 +117,7 @@
     const fg = cssVar("--fg", "#1c1d21");
     const muted = cssVar("--muted", "#6b6f7a");
     const names = labels(data);
-    const price = fmtPrice(data.run.usd_per_hour);
+    const price = data.run.price_label;
     const out = {};
 
     out.latency = {
@@ -206,8 +193,9 @@
           },
         ],
       },
+      // The tooltip reads as the table: the same decimals against the same column.
       options: barOptions("$ per 1k images at " + price, tickUsd, (ctx) =>
-        "$ / 1k images: " + fmtUsd(ctx.raw)
+        "$ per 1k images: " + fmtUsd(ctx.raw, column(data, "usd_per_1k_images"))
       ),
     };
 
@@ -232,7 +220,8 @@
     // Cost against the arena's Bradley–Terry rating or a metric's mean; each point carries its
     // 95% interval.
     const isRating = (data.quality_kind || "rating") === "rating";
-    const fmtQuality = isRating ? Math.round : fmtMetric;
+    // A metric's interval comes formatted (app.numbers.fmt_estimate: decimals from its
+    // width, clipped to the metric's range); ratings are whole Elo points.
     const rated = data.variants.filter((v) => v.quality !== null && v.usd_per_1k_images !== null);
     if (rated.length) {
       const points = rated.map((v) => ({
@@ -241,7 +230,9 @@
         low: v.quality.ci_low,
         high: v.quality.ci_high,
         name: v.name,
+        text: isRating ? null : v.quality.text,
       }));
+      const costs = column(data, "usd_per_1k_images"); // the table's column, the same decimals
       const ends = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
       const lo = Math.min(...ends);
       const hi = Math.max(...ends);
@@ -272,9 +263,11 @@
             tooltip: {
               callbacks: {
                 label: (ctx) =>
-                  ctx.raw.name + ": " + fmtUsd(ctx.raw.x) + " / 1k images, " +
-                  (isRating ? "rating " : "mean ") + fmtQuality(ctx.raw.y) + " " +
-                  fmtInterval(ctx.raw.low, ctx.raw.high, fmtQuality),
+                  ctx.raw.name + ": " + fmtUsd(ctx.raw.x, costs) + " per 1k images, " +
+                  (isRating
+                    ? "rating " + Math.round(ctx.raw.y) + " " +
+                      fmtInterval(ctx.raw.low, ctx.raw.high, Math.round)
+                    : "mean " + ctx.raw.text),
               },
             },
           },
@@ -479,5 +472,63 @@
       delete charts[name];
     }
     draw();
+  });
+})();
+
+/* The price control: says why a price is refused, and says in one sentence when the costs
+ * follow a new one (the table itself is not a live region: it would be read whole).
+ *
+ * The rule is the server's (static/js/numbers.js priceError); while the field breaks it, its
+ * custom validity is set, so htmx sends nothing (it validates a form before a request), the
+ * field is aria-invalid and described by the reason, and the figures stay at the price in
+ * effect, which the note above the table names. */
+(function () {
+  "use strict";
+
+  const form = document.querySelector("form.price-form");
+  const input = document.getElementById("usd-per-hour");
+  const error = document.getElementById("usd-per-hour-error");
+  const status = document.getElementById("price-status");
+  if (!form || !input || !error || !status || !window.FluxNumbers) return;
+  const max = Number(form.dataset.maxUsdPerHour);
+  let timer = null;
+
+  function say(text) {
+    if (status.textContent !== text) status.textContent = text;
+  }
+  function check() {
+    const message = window.FluxNumbers.priceError(input.value, max);
+    input.setCustomValidity(message);
+    return message;
+  }
+  function show(message) {
+    clearTimeout(timer);
+    error.textContent = message;
+    error.hidden = !message;
+    if (message) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", error.id);
+      say(message);
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  }
+
+  check();
+  input.addEventListener("input", () => {
+    const message = check();
+    clearTimeout(timer);
+    // A fixed price clears the reason at once; a wrong one is named once typing pauses,
+    // when the request would have gone, not at every key.
+    if (message) timer = setTimeout(() => show(message), 300);
+    else show("");
+  });
+  input.addEventListener("change", () => show(check()));
+  form.addEventListener("htmx:validation:halted", () => show(check()));
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (!event.detail.target || event.detail.target.id !== "dashboard-figures") return;
+    const price = event.detail.target.querySelector(".price-in-effect");
+    if (price) say("Costs updated for " + price.textContent.trim());
   });
 })();

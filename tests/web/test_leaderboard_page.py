@@ -123,6 +123,64 @@ def test_leaderboard_page_table_matches_leaderboard(
     assert writable_client.get(css["href"]).status_code == 200
 
 
+def test_leaderboard_page_names_every_reference(
+    writable_client: TestClient, writable_demo: DemoData, engine: Engine
+) -> None:
+    add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)
+    page = _page(writable_client.get(f"/leaderboard?run={writable_demo.run_id}"))
+    view = _view(engine, writable_demo.run_id)
+    board = _board(page)
+    # dev and schnell are each named once: the tie goes to dev, first in config order.
+    assert view.reference == "dev"
+    references = board.select_one("p.board-references")
+    assert _text(references, ".reference") == "dev"
+    assert "dev pinned at 1000" in _text(board, "p.board-references")
+    families = {
+        f["data-reference"]: f.get_text(" ", strip=True) for f in references.select(".family")
+    }
+    assert families == {
+        "dev": "dev is the reference of dev-turbo",
+        "schnell": "schnell is the reference of schnell-fp8 (rated on dev's scale, not pinned)",
+    }
+    assert {d.reference for d in view.verdicts} == set(families)
+    badges = {
+        row["data-variant"]: [b.get_text(strip=True) for b in row.select(".ref-badge")]
+        for row in board.select("table.leaderboard-table tr.variant-row")
+    }
+    assert badges == {
+        "dev": ["reference · 1000"],
+        "schnell": ["reference"],
+        "dev-turbo": [],
+        "schnell-fp8": [],
+    }
+    # The method note names the pinned reference too.
+    assert "dev pinned at 1000" in page.select_one("p.method-note").get_text()
+
+
+def test_leaderboard_page_explains_panels(demo_client: TestClient, demo_data: DemoData) -> None:
+    page = _page(demo_client.get(f"/leaderboard?run={demo_data.run_id}"))
+    field = page.select_one("form.panel-form input[name=panel]")
+    hint = page.select_one(f"#{field['aria-describedby']}")
+    assert hint is not None
+    text = hint.get_text(" ", strip=True)
+    assert "invited with a code" in text and "/arena?panel=CODE" in text
+    label = page.select_one(f"label[for={field['id']}]")
+    assert label.get_text(strip=True) == "Only one panel's votes"
+
+
+def test_leaderboard_page_live_region_is_one_sentence_outside_the_board(
+    demo_client: TestClient, demo_data: DemoData
+) -> None:
+    page = _page(demo_client.get(f"/leaderboard?run={demo_data.run_id}"))
+    live = page.select("section.leaderboard-page :is([aria-live], [role=status], [role=alert])")
+    assert [el.get("id") for el in live] == ["board-status"]
+    # The polled board is swapped whole: the live region stays, empty until a poll speaks.
+    assert page.select_one("#leaderboard #board-status") is None
+    assert live[0].get_text(strip=True) == ""
+    script = " ".join(s.get_text() for s in page.select("script:not([src])"))
+    assert "new " in script and "ranking updated" in script
+
+
 def test_leaderboard_page_no_votes_says_so_and_links_the_arena(
     demo_client: TestClient, demo_data: DemoData
 ) -> None:

@@ -6,6 +6,7 @@ The metrics are computed once (tiny CLIP) into a private copy of the web test ru
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import make_engine, session_scope
-from app.models import GenerationMetric, MetricStatus, Prompt
-from app.quality import compute_run_metrics, metric_summaries
+from app.models import Generation, GenerationMetric, MetricStatus, Prompt, Variant, utcnow
+from app.quality import METRIC_RANGES, compute_run_metrics, metric_summaries
 from app.web.main import create_app
 from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData
@@ -160,6 +161,73 @@ def test_overview_metrics_summary_lines_per_card(
     assert page.select('article[data-variant="schnell-fp8"] .metric-line') == []
 
 
+def _set_values(data: DemoData, variant: str, metric: str, values: list[float]) -> None:
+    """Give `variant`'s images these `metric` values (in generation order), as if computed
+    now (the summaries' cache key is the metrics' latest change)."""
+    engine = make_engine(data.database_url)
+    with session_scope(engine) as session:
+        rows = session.scalars(
+            select(GenerationMetric)
+            .join(Generation, Generation.id == GenerationMetric.generation_id)
+            .join(Variant, Variant.id == Generation.variant_id)
+            .where(Variant.name == variant, GenerationMetric.metric == metric)
+            .order_by(GenerationMetric.generation_id)
+        ).all()
+        assert len(rows) == len(values)
+        for row, value in zip(rows, values, strict=True):
+            row.value, row.created_at = value, utcnow()
+    engine.dispose()
+
+
+NUMBER = r"-?[0-9][0-9,]*(?:\.([0-9]+))?"
+ESTIMATE = re.compile(rf"({NUMBER}) \[({NUMBER}), ({NUMBER})\]")
+
+
+def test_overview_metric_intervals_clipped_to_the_range(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    # One image scores 9, eleven score 0: the Student-t interval reaches below 0, which a
+    # CLIP score (100 × max(cos, 0)) cannot. An SSIM of 1 but one image: above 1.
+    _set_values(metrics_demo, "dev", "clip_score", [9.0] + [0.0] * 11)
+    _set_values(metrics_demo, "dev-turbo", "ssim", [1.0] * 11 + [0.9])
+    summaries = _summaries(metrics_demo)
+    clip, ssim = summaries[("dev", "clip_score")], summaries[("dev-turbo", "ssim")]
+    assert clip.ci_low is not None and clip.ci_low < 0  # the raw interval, as computed
+    assert ssim.ci_high is not None and ssim.ci_high > 1
+    page = _page(client.get(f"/?run={metrics_demo.run_id}"))
+    shown = {
+        (card["data-variant"], line["data-metric"]): line.select_one("dd").get_text()
+        for card in page.select("article.variant-card")
+        for line in card.select(".metric-line")
+    }
+    # mean 0.75, half-width 1.65: one decimal (two figures of the half-width), low end 0.
+    assert shown[("dev", "clip_score")] == "0.8 [0.0, 2.4]"
+    assert shown[("dev-turbo", "ssim")] == "0.992 [0.973, 1.000]"
+    for (variant, metric), text in shown.items():
+        assert text == summaries[(variant, metric)].display
+        found = ESTIMATE.fullmatch(text)
+        assert found is not None, text
+        mean, low, high = (float(found.group(i).replace(",", "")) for i in (1, 3, 5))
+        lo, hi = METRIC_RANGES[metric]
+        assert lo <= low <= mean <= high <= hi, text
+        # The mean and both ends at one number of decimals.
+        assert len({len(found.group(i) or "") for i in (2, 4, 6)}) == 1, text
+
+
+def test_dashboard_metric_interval_clipped_in_chart_data(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    _set_values(metrics_demo, "dev", "clip_score", [9.0] + [0.0] * 11)
+    page = _page(client.get(f"/dashboard?run={metrics_demo.run_id}&quality=clip_score"))
+    quality = {v["name"]: v["quality"] for v in _dashboard_data(page)["variants"]}
+    assert quality["dev"]["ci_low"] == 0.0  # the error bar stops at the range
+    raw = _summaries(metrics_demo)[("dev", "clip_score")]
+    assert quality["dev"]["ci_high"] == raw.ci_high  # within the range: unchanged
+    assert quality["dev"]["text"] == "0.8 [0.0, 2.4]"
+    note = page.select_one("p.note:-soup-contains('clipped to the metric')")
+    assert note is not None
+
+
 # --- dashboard ----------------------------------------------------------------------------
 
 
@@ -174,8 +242,9 @@ def test_dashboard_metrics_default_to_ssim_without_votes(
     summary = _summaries(metrics_demo)[("dev-turbo", "ssim")]
     assert quality["dev-turbo"] == {
         "value": summary.mean,
-        "ci_low": summary.ci_low,
-        "ci_high": summary.ci_high,
+        "ci_low": summary.interval[0],
+        "ci_high": summary.interval[1],
+        "text": summary.display,
     }
     assert quality["dev"] is None  # a reference has no fidelity to itself
     assert page.select_one("canvas#chart-quality") is not None

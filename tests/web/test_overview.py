@@ -44,12 +44,31 @@ def test_overview_cards_match_the_database(demo_client: TestClient, demo_data: D
         assert text(card, ".latency") == fmt_seconds(v.latency_median_s)
         assert text(card, ".p90") == fmt_seconds(v.latency_p90_s)
         assert text(card, ".speedup") == fmt_ratio(v.speedup)
-        assert text(card, ".cost") == fmt_usd(v.usd_per_1k_images)
-        assert text(card, ".amortized") == fmt_usd(v.amortized_usd_per_image)
+        # Per 1,000 images, with the decimals that tell this run's variants apart.
+        costs = [e.usd_per_1k_images for e in expected]
+        amortized = [
+            None if e.amortized_usd_per_image is None else 1000 * e.amortized_usd_per_image
+            for e in expected
+        ]
+        mine = None if v.amortized_usd_per_image is None else 1000 * v.amortized_usd_per_image
+        assert text(card, ".cost") == fmt_usd(v.usd_per_1k_images, costs)
+        assert text(card, ".amortized") == fmt_usd(mine, amortized)
+        assert card.select_one(".usd-image") is None  # one unit for every cost
         assert text(card, ".steps") == str(v.steps)
     # dev-turbo is measured against dev; the others have no reference.
     assert text(found["dev-turbo"], ".speedup").endswith("×")
     assert text(found["dev"], ".speedup") == "—"
+
+
+def test_overview_heading_matches_the_nav(demo_client: TestClient, demo_data: DemoData) -> None:
+    page = BeautifulSoup(demo_client.get(f"/?run={demo_data.run_id}").text, "html.parser")
+    current = page.select_one('nav.mainnav a[aria-current="page"]')
+    assert current is not None and current.get_text(strip=True) == "Overview"
+    assert [h.get_text(strip=True) for h in page.select("main h1")] == ["Overview"]
+    assert page.select_one("main section.runs h2").get_text(strip=True) == "Runs"
+    assert page.title is not None and page.title.get_text().startswith("Overview — webtest")
+    labels = [dt.get_text(" ", strip=True) for dt in page.select("article.variant-card dt")]
+    assert "$ per 1k images" in labels
 
 
 def seconds_of(shown: str) -> float:
@@ -90,7 +109,7 @@ def test_overview_htmx_sort_returns_only_the_cards(demo_client: TestClient) -> N
     assert [c["data-variant"] for c in root.select("article")] == sorted(
         ["dev", "dev-turbo", "schnell", "schnell-fp8"]
     )
-    assert response.headers["vary"] == "HX-Request"
+    assert "HX-Request" in response.headers["vary"]
 
 
 def test_overview_htmx_history_restore_gets_the_whole_page(demo_client: TestClient) -> None:
