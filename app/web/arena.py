@@ -86,6 +86,10 @@ TITLES = {
 
 Side = Literal["left", "right"]
 
+# The long side of an arena image's small version (as the gallery's thumbnails): the browser
+# picks it (srcset) where the image is shown that small, a phone mostly.
+SMALL_SIDE = 384
+
 
 @dataclass(frozen=True)
 class Shown:
@@ -181,6 +185,13 @@ def _run_info(session: Session, run_id: int | None) -> RunInfo | None:
 
 def _votes_by(session: Session, rater_id: str) -> int:
     return session.execute(select(RATER_VOTES), {"rater": rater_id}).scalar_one()
+
+
+def _small_width(width: int, height: int) -> int | None:
+    """The small version's width, or None when the image is no larger than it."""
+    if max(width, height) <= SMALL_SIDE:
+        return None
+    return round(width * SMALL_SIDE / max(width, height))
 
 
 def _arena_url(run_id: int | None) -> str:
@@ -285,6 +296,7 @@ async def arena(
         "prompt_text": catalog.prompts[pick.prompt_id],
         "width": size.width,
         "height": size.height,
+        "small_width": _small_width(size.width, size.height),
         "vote_url": f"/arena/vote?run={run_id}",
         "votes_by_rater": standing.rater_votes,
         "panel_name": standing.panel_name,
@@ -316,6 +328,10 @@ def arena_image(
     session: SessionDep,
     token: Annotated[str, Path(max_length=MAX_VOTE_BODY_BYTES)],
     side: Side,
+    size: Annotated[
+        Literal["small"] | None,
+        Query(description=f"small: scaled down to fit {SMALL_SIDE} px (never up)."),
+    ] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
     try:
@@ -336,7 +352,7 @@ def arena_image(
     # links the image to the public file (and so to its variant), and the two sides of an
     # attention check differ byte for byte.
     return Response(
-        blind_png(path),
+        blind_png(path, max_side=SMALL_SIDE if size == "small" else None),
         media_type="image/png",
         headers={"Cache-Control": "private, no-store"},
     )

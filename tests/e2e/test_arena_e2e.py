@@ -43,6 +43,8 @@ def test_arena_e2e_ten_keyboard_votes_reach_the_leaderboard(
     # Survives only if every later step swaps the stage in place instead of loading a page.
     page.evaluate("window.arenaMarker = 1")
     stage = page.locator("#arena-stage")
+    # The shortcuts act while the focus is in the arena box: a click in it, as a rater would.
+    stage.locator(".arena-prompt").click()
     nonces: list[str] = []
     counted = 0
     for n, key in enumerate(KEYS):

@@ -236,7 +236,7 @@ def test_arena_first_visit_sets_signed_cookie_and_hides_names(
     assert keys == {
         "left": ["←", "1"],
         "right": ["→", "2"],
-        "tie": ["↓", "3", "t"],
+        "tie": ["t", "3"],
         "both_bad": ["b", "4"],
     }
 
@@ -245,6 +245,39 @@ def test_arena_first_visit_sets_signed_cookie_and_hides_names(
     assert "set-cookie" not in again.headers
     assert cookie_rater(writable_client) == rater_id
     assert (db.raters(), db.matchups()) == (0, 0)
+
+
+def test_arena_matchup_markup_for_keyboard_and_screen_readers(
+    writable_client: TestClient, db: Db
+) -> None:
+    soup = open_matchup(writable_client, db.run_id).soup
+    stage = soup.select_one("#arena-stage")
+    assert stage is not None
+    # The buttons in the order they are shown (arena.css never reorders them).
+    buttons = stage.select(".arena-buttons button[name=outcome]")
+    assert [b["value"] for b in buttons] == ["left", "tie", "both_bad", "right"]
+    # ↓ is no shortcut (it scrolls). The keys are announced (aria-keyshortcuts) only once
+    # arena.js has switched them on; the hints are for the eye.
+    assert [b["data-keys"] for b in buttons] == ["ArrowLeft 1", "T 3", "B 4", "ArrowRight 2"]
+    assert soup.select("[aria-keyshortcuts]") == []
+    assert all(k.get("aria-hidden") == "true" for k in soup.select(".keys"))
+    # The switch and its list of keys, shown by arena.js only (no JS, no shortcuts).
+    keys = soup.select_one(".arena .arena-keys")
+    assert keys is not None and keys.has_attr("hidden")
+    switch = keys.select_one("label input#arena-shortcuts[type=checkbox]")
+    assert switch is not None and switch.find_parent("label").get_text(strip=True) == (
+        "Keyboard shortcuts"
+    )
+    help_text = soup.select_one(f"#{switch['aria-describedby']}")
+    assert help_text is not None and "focus is in the arena box" in help_text.get_text()
+    # One live region, outside the stage that htmx swaps.
+    live = soup.select("[role=status], [role=alert], [aria-live]")
+    assert [(el.get("id"), el.get("role")) for el in live] == [("arena-live", "status")]
+    assert stage.select_one("#arena-live") is None
+    # The images' natural width, for the display cap in arena.css.
+    width = stage.select_one(".arena-side img")
+    assert width is not None
+    assert stage["style"] == f"--img-w: {width['width']}px"
 
 
 def test_arena_matchups_skip_failed_variant_and_show_one_prompt_and_seed(
@@ -549,6 +582,38 @@ def test_arena_refusals_as_json_and_as_htmx_fragment(writable_client: TestClient
     assert db.votes() == 1
 
 
+def test_arena_refused_vote_without_js_is_a_page_with_its_reason(
+    writable_client: TestClient, db: Db
+) -> None:
+    """A plain form post (no htmx) that is refused gets the whole arena page, a 4xx, the
+    reason and a link to a new matchup: never a 500, never a bare error."""
+    shown = open_matchup(writable_client, db.run_id)
+    assert cast(writable_client, shown.token).status_code == 303
+    tampered = ("A" if shown.token[0] != "A" else "B") + shown.token[1:]
+    path = f"/arena/vote?run={db.run_id}"
+    for token, status, reason in (
+        (shown.token, 409, "this matchup has already been answered"),
+        (tampered, 400, "invalid matchup token"),
+    ):
+        response = cast(writable_client, token, path=path)
+        assert response.status_code == status
+        soup = BeautifulSoup(response.text, "html.parser")
+        assert soup.select_one("header nav a[aria-current=page]") is not None  # the whole page
+        message = soup.select_one(f"#arena-stage .arena-message[data-status='{status}']")
+        assert message is not None
+        assert message.select_one("h2") is not None
+        reason_el = message.select_one(".reason")
+        assert reason_el is not None and reason_el.get_text() == reason
+        next_link = message.select_one("a.arena-next")
+        assert next_link is not None and next_link["href"] == f"/arena?run={db.run_id}"
+    # A run id that is not a number: a 4xx with the reason as well.
+    bad_run = cast(writable_client, shown.token, path="/arena/vote?run=abc")
+    assert bad_run.status_code == 422
+    reasons = BeautifulSoup(bad_run.text, "html.parser").select(".reasons li")
+    assert [li.get_text().split(":")[0] for li in reasons] == ["run"]
+    assert db.votes() == 1
+
+
 # 5. Raters, panels, attention checks.
 
 
@@ -691,6 +756,51 @@ def test_arena_images_and_reveals_are_private(writable_client: TestClient, db: D
     writable_client.cookies.clear()
     assert writable_client.get(f"/arena/images/{shown.token}/left").status_code == 404
     assert writable_client.get(f"/arena/reveal/{matchup.id}").status_code == 404
+
+
+def test_arena_small_image_is_the_image_scaled_down(
+    writable_client: TestClient,
+    writable_demo: DemoData,
+    db: Db,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from PIL import Image
+
+    import app.web.arena
+
+    def size(png: bytes) -> tuple[int, int]:
+        with Image.open(io.BytesIO(png)) as image:
+            return image.size
+
+    # The demo's images (64 px) are smaller than the small version: no srcset.
+    shown = open_matchup(writable_client, db.run_id)
+    img = shown.stage.select_one(".arena-side[data-side=left] img")
+    assert img is not None and not img.has_attr("srcset")
+    small = writable_client.get(f"/arena/images/{shown.token}/left", params={"size": "small"})
+    assert small.status_code == 200 and size(small.content) == (64, 64)  # never scaled up
+
+    monkeypatch.setattr(app.web.arena, "SMALL_SIDE", 32)
+    shown = open_matchup(writable_client, db.run_id)
+    url = f"/arena/images/{shown.token}/left"
+    img = shown.stage.select_one(".arena-side[data-side=left] img")
+    assert img is not None
+    assert img["src"] == url
+    assert img["srcset"] == f"{url}?size=small 32w, {url} 64w"
+    assert img["sizes"]
+    full, small = writable_client.get(url), writable_client.get(url, params={"size": "small"})
+    assert (full.status_code, small.status_code) == (200, 200)
+    assert small.headers["content-type"] == "image/png"
+    assert (size(full.content), size(small.content)) == ((64, 64), (32, 32))
+    # The variant's pixels scaled down (no lossy thumbnail in between), in bytes of their own.
+    offer = shown.offer
+    generation = db.generation(offer.left_variant_id, offer.prompt_id, offer.seed)
+    with Image.open(writable_demo.media_dir / generation.image_path) as image:
+        image.thumbnail((32, 32), Image.Resampling.LANCZOS)
+        assert _pixels(small.content) == image.convert("RGB").tobytes()
+    assert small.content != writable_client.get(url, params={"size": "small"}).content
+    assert writable_client.get(url, params={"size": "huge"}).status_code == 422
 
 
 def _pixels(png: bytes) -> bytes:
