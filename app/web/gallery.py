@@ -1,7 +1,8 @@
 """Gallery `/prompts`: every prompt of a run as a row of thumbnails, one per variant, filtered
-and paged; and `/prompts/{id}`: one prompt's images at full size with their settings, a
-compare slider between two variants, and previous/next navigation. Each image's settings list
-ends with its automatic metrics (SSIM and PSNR against its reference, CLIP score), when computed.
+and paged ("Load more" appends the next page with htmx); and `/prompts/{id}`: one prompt's
+images (thumbnails, each linking to its PNG) with their settings, a compare slider between two
+variants at full resolution, and previous/next navigation. Each image's settings list ends
+with its automatic metrics (SSIM and PSNR against its reference, CLIP score), when computed.
 Both show one seed at one of the run's sizes (`size=WxH`, default the main size): a run with
 several sizes has one image per (variant, prompt, seed, size)."""
 
@@ -31,6 +32,7 @@ from app.web.deps import INT64_MAX, IdPath, RunQuery, SessionDep
 from app.web.selection import select_run
 from app.web.templating import fmt_seconds, render
 from app.web.visibility import check_images_visible, mark_private
+from app.worker.images import THUMB_MAX_SIDE
 
 # A page, not the API: kept out of the OpenAPI schema (/docs documents the API only).
 router = APIRouter(include_in_schema=False)
@@ -91,6 +93,21 @@ class Cell:
     @property
     def thumb_url(self) -> str:
         return _media_url(self._generation.thumb_path, self._generation.image_sha256)
+
+    @property
+    def thumb_width(self) -> int:
+        """The thumbnail's width: the image scaled down (never up) to fit THUMB_MAX_SIDE."""
+        g = self._generation
+        return min(g.width, round(g.width * THUMB_MAX_SIDE / max(g.width, g.height)))
+
+    @property
+    def srcset(self) -> str | None:
+        """The thumbnail and the PNG by width, for an image shown small (the browser takes the
+        PNG only where the screen needs more pixels than the thumbnail has); None when the
+        thumbnail is the image's own size."""
+        if self.thumb_width >= self._generation.width:
+            return None
+        return f"{self.thumb_url} {self.thumb_width}w, {self.image_url} {self._generation.width}w"
 
     @property
     def _generation(self) -> Generation:
@@ -263,6 +280,26 @@ def _filtered(
     return query
 
 
+def _prompts(count: int) -> str:
+    return f"{count} {'prompt' if count == 1 else 'prompts'}"
+
+
+def _results_sentence(
+    total: int, first: int, last: int, paged: bool, filters: list[str], shown_as: list[str]
+) -> str:
+    """The one sentence the gallery's live region says when the results change. The results
+    themselves are not live: a screen reader reads a swapped region unreliably, or all of it.
+    `filters`: what narrows the prompts; `shown_as`: a seed or size other than the default."""
+    if total == 0:
+        matched = f"No prompts match {', '.join(filters)}" if filters else "No prompts"
+        return ", ".join([matched, *shown_as]) + "."
+    count = f"{first}–{last} of {_prompts(total)}" if paged else _prompts(total)
+    parts = [f"{count} shown"]
+    if filters:
+        parts.append(f"filtered by {', '.join(filters)}")
+    return ", ".join(parts + shown_as) + "."
+
+
 @router.get("/prompts", response_class=HTMLResponse, summary="Gallery: images side by side")
 def gallery(
     request: Request,
@@ -281,7 +318,7 @@ def gallery(
     ] = PER_PAGE,
 ) -> Response:
     selected = select_run(session, run)
-    # The filter form swaps the results; infinite scroll appends the next page's rows.
+    # The filter form swaps the results; "Load more" appends the next page's rows.
     target = request.headers.get("HX-Target") or ""
     block = {"results": "results", "load-more": "rows"}.get(target, "content")
     context: dict[str, Any] = {"nav": "gallery", "run": selected}
@@ -313,6 +350,21 @@ def gallery(
     rows = [
         Row(p, _url(f"/prompts/{p.id}", seed=seed, size=size_param), cells[p.id]) for p in prompts
     ]
+
+    # Appended below the earlier pages, the pager counts from the first prompt on.
+    shown_from = 1 if block == "rows" else (page - 1) * per_page + 1
+    shown_to = (page - 1) * per_page + len(prompts)
+    filters = [f"“{q}”"] if q else []
+    filters += [f"category {category}"] if category else []
+    filters += [f"challenge {challenge}"] if challenge else []
+    # The filter form always sends a seed: said only when it is not the default one.
+    shown_as = [f"seed {chosen_seed}"] if chosen_seed != _seeds(selected)[0] else []
+    shown_as += [f"{chosen_size.width}×{chosen_size.height}"] if size_param else []
+    # What the live region says once "Load more" has appended this page's rows.
+    loaded = None
+    if block == "rows":
+        more = "prompt" if len(prompts) == 1 else "prompts"
+        loaded = f"{len(prompts)} more {more} loaded, {shown_from}–{shown_to} of {total} shown."
 
     state: dict[str, object] = {
         "run": selected.id,
@@ -346,9 +398,11 @@ def gallery(
         total=total,
         page=page,
         pages=pages,
-        first_index=(page - 1) * per_page + 1,
-        # Appended below the earlier pages, the pager counts from the first prompt on.
-        shown_from=1 if block == "rows" else (page - 1) * per_page + 1,
+        shown_from=shown_from,
+        shown_to=shown_to,
+        next_count=min(per_page, total - shown_to),
+        announce=_results_sentence(total, shown_from, shown_to, pages > 1, filters, shown_as),
+        loaded=loaded,
         prev_url=_url("/prompts", **state, page=page - 1) if page > 1 and block != "rows" else None,
         next_url=_url("/prompts", **state, page=page + 1) if page < pages else None,
         filter_url=lambda **changes: _url("/prompts", **{**state, **changes}),

@@ -1,13 +1,38 @@
 // The prompt page's live parts. Each has a no-JS path in the HTML: the compare selects are a
-// GET form, every image links to its PNG, previous/next are plain links.
+// GET form and the two images stand side by side, every image links to its PNG,
+// previous/next are plain links.
 (() => {
   "use strict";
 
+  // The compare slider: a native range input (its role, value and keys are the browser's)
+  // over the two stacked images; its value is how much of the left image shows. Without JS
+  // the range stays hidden and the images stand side by side.
+  function setupSlider() {
+    const view = document.getElementById("compare-slider");
+    const range = view?.querySelector("input.compare-range");
+    if (!range) return null;
+    const name = (side) => view.querySelector(`img[data-side="${side}"]`).dataset.variant;
+    const update = () => {
+      const value = Number(range.value);
+      view.style.setProperty("--pos", `${value}%`);
+      range.setAttribute("aria-valuetext", `${value}% ${name("left")}, ${100 - value}% ${name("right")}`);
+    };
+    const relabel = () => {
+      range.setAttribute("aria-label", `Reveal: ${name("left")} vs ${name("right")}`);
+      update();
+    };
+    range.addEventListener("input", update);
+    range.hidden = false;
+    view.closest(".compare").classList.add("is-slider");
+    // The browser may restore the range's value on a back/forward visit.
+    update();
+    return { view, relabel };
+  }
+
   // Compare: swap the slider's images in place instead of reloading the page.
-  function setupCompare() {
+  function setupCompare(slider) {
     const form = document.getElementById("compare-form");
     if (!form) return;
-    const slider = document.getElementById("compare-slider");
     if (slider) form.querySelector("button[type=submit]")?.setAttribute("hidden", "");
     form.addEventListener("change", (event) => {
       const select = event.target;
@@ -18,11 +43,11 @@
         form.submit();
         return;
       }
-      const slot = select.name === "left" ? "first" : "second";
-      const img = slider.querySelector(`img[slot="${slot}"]`);
+      const img = slider.view.querySelector(`img[data-side="${select.name}"]`);
       img.src = option.dataset.src;
       img.alt = option.dataset.alt;
       img.dataset.variant = option.value;
+      slider.relabel();
       const label = document.querySelector(`[data-compare-label="${select.name}"]`);
       if (label) label.textContent = option.value;
       // The address and the previous/next links keep the choice, as the form would.
@@ -69,7 +94,7 @@
   }
 
   // ← / k: previous prompt, → / j: next. Not while typing, not in a dialog, and not when the
-  // slider has focus (it moves its divider with the arrow keys).
+  // slider (an input) has focus: it moves its divider with the arrow keys.
   function setupKeys() {
     const keys = { ArrowLeft: "prev", k: "prev", ArrowRight: "next", j: "next" };
     document.addEventListener("keydown", (event) => {
@@ -79,7 +104,7 @@
       const target = event.target;
       if (
         target instanceof Element &&
-        (target.closest("input, select, textarea, img-comparison-slider, [contenteditable]") ||
+        (target.closest("input, select, textarea, [contenteditable]") ||
           target.isContentEditable)
       ) return;
       if (document.querySelector("dialog[open]")) return;
@@ -90,7 +115,7 @@
     });
   }
 
-  setupCompare();
+  setupCompare(setupSlider());
   setupAutosubmit();
   setupLightbox();
   setupKeys();

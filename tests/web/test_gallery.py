@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import make_engine
 from app.models import Generation, Prompt, Variant
+from app.web.gallery import Cell, ImageSize
 from app.web.main import create_app
 from tests.web.conftest import DemoData
 
@@ -266,24 +267,28 @@ def test_gallery_pagination_pages_through_every_prompt(demo_client: TestClient, 
     assert pager is not None
     next_url = str(first.select_one("a[rel=next]")["href"])
     assert query_of(next_url) == {"run": [str(db.run_id)], "per_page": ["4"], "page": ["2"]}
-    # htmx: reaching the pager loads the next page in its place.
-    assert pager["hx-get"] == next_url
-    assert pager["hx-trigger"] == "revealed"
-    assert pager["hx-swap"] == "outerHTML"
+    # htmx: "Load more" (hidden until gallery.js shows it) loads the next page in its place.
+    button = pager.select_one("button.load-more[hidden]")
+    assert button is not None
+    assert button["type"] == "button"
+    assert button["hx-get"] == next_url
+    assert (button["hx-target"], button["hx-swap"]) == ("#load-more", "outerHTML")
+    assert not pager.has_attr("hx-trigger")  # a button, not infinite scroll
+    assert button.get_text(strip=True) == "Load 2 more prompts"
     # The filter form keeps the page size.
     assert first.select_one("form.filters input[name=per_page]")["value"] == "4"
 
     second = html(demo_client.get(next_url))
     assert prompt_ids(second) == [p.id for p in db.prompts[4:]]
     assert second.select("a[rel=next]") == []
-    assert not second.select_one("nav.pager").has_attr("hx-get")
+    assert second.select("nav.pager button") == []
     prev_url = str(second.select_one("a[rel=prev]")["href"])
     assert prompt_ids(html(demo_client.get(prev_url))) == prompt_ids(first)
 
 
 def test_gallery_load_more_returns_only_the_next_rows(demo_client: TestClient, db: Db) -> None:
     first = gallery(demo_client, db, "&per_page=2&challenge=Basic")
-    next_url = str(first.select_one("nav#load-more")["hx-get"])
+    next_url = str(first.select_one("nav#load-more button.load-more")["hx-get"])
     assert query_of(next_url)["challenge"] == ["Basic"]
     response = demo_client.get(next_url, headers={**HX, "HX-Target": "load-more"})
     assert response.status_code == 200
@@ -297,9 +302,10 @@ def test_gallery_load_more_returns_only_the_next_rows(demo_client: TestClient, d
     # Below the rows already shown, the pager counts from the first and has no "previous".
     pager = fragment.select_one("nav#load-more")
     assert pager is not None
-    assert pager.select("a") == []
-    assert not pager.has_attr("hx-get")
+    assert pager.select("a, button") == []
     assert pager.get_text(" ", strip=True) == f"1–3 of {len(basic)}"
+    # What the live region says once the rows are in.
+    assert pager["data-announce"] == f"1 more prompt loaded, 1–3 of {len(basic)} shown."
 
 
 def test_gallery_escapes_prompt_text(demo_client: TestClient, db: Db) -> None:
@@ -328,11 +334,73 @@ def test_gallery_thumbnails_are_cached_webp(demo_client: TestClient, db: Db) -> 
         assert "max-age=31536000" in response.headers["cache-control"]
 
 
-def test_gallery_does_not_load_the_slider(demo_client: TestClient, db: Db) -> None:
+def test_gallery_loads_its_script_not_the_prompt_pages(demo_client: TestClient, db: Db) -> None:
     page = gallery(demo_client, db)
-    assert page.select("script[src*=img-comparison-slider]") == []
+    assert page.select("script[src*='prompt.js']") == []
+    script = page.select_one("script[src^='/static/js/gallery.js']")
+    assert script is not None and script.has_attr("defer")
+    assert demo_client.get(str(script["src"])).status_code == 200
     assert page.select_one("link[href^='/static/css/gallery.css']") is not None
     assert page.select_one("nav.mainnav a[aria-current=page]").get_text() == "Gallery"
+
+
+@pytest.mark.parametrize(
+    ("query", "sentence"),
+    [
+        ("", "6 prompts shown."),
+        ("&category=Animals", "2 prompts shown, filtered by category Animals."),
+        (
+            "&q=owl&challenge=Imagination",
+            "1 prompt shown, filtered by “owl”, challenge Imagination.",
+        ),
+        ("&per_page=4", "1–4 of 6 prompts shown."),
+        ("&per_page=4&page=2", "5–6 of 6 prompts shown."),
+        ("&seed=1", "6 prompts shown, seed 1."),
+        ("&seed=1&q=zebra", "No prompts match “zebra”, seed 1."),
+        ("&q=zebra", "No prompts match “zebra”."),
+        ("&q=zebra&category=Animals&seed=0", "No prompts match “zebra”, category Animals."),
+    ],
+)
+def test_gallery_live_region_says_one_sentence(
+    demo_client: TestClient, db: Db, query: str, sentence: str
+) -> None:
+    page = gallery(demo_client, db, query)
+    results = page.select_one("#results")
+    # The results are swapped whole: not live themselves (a screen reader would read all of
+    # them, or nothing), but carrying the sentence the status region says.
+    assert not results.has_attr("aria-live")
+    assert results["data-announce"] == sentence
+    status = page.select_one("#gallery-status")
+    assert (status["role"], status["aria-live"]) == ("status", "polite")
+    assert status.get_text() == ""
+    assert status.find_parent(id="results") is None  # outlives every swap of the results
+    # The htmx fragment of the filter form carries the same sentence.
+    fragment = gallery(demo_client, db, query, **HX, **{"HX-Target": "results"})
+    assert fragment.select_one("#results")["data-announce"] == sentence
+
+
+def test_gallery_images_capped_at_twice_their_size(demo_client: TestClient, db: Db) -> None:
+    assert "--img-max: 128px" in str(gallery(demo_client, db).select_one("#results")["style"])
+
+
+@pytest.mark.parametrize(
+    ("size", "srcset"),
+    [
+        ((1024, 768), "/media/t.webp?v=abc 384w, /media/i.png?v=abc 1024w"),
+        ((512, 1024), "/media/t.webp?v=abc 192w, /media/i.png?v=abc 512w"),
+        ((384, 256), None),
+        ((64, 64), None),
+    ],
+)
+def test_gallery_cell_srcset_offers_the_png_only_when_bigger(
+    size: tuple[int, int], srcset: str | None
+) -> None:
+    width, height = size
+    generation = Generation(
+        image_path="i.png", thumb_path="t.webp", image_sha256="abc", width=width, height=height
+    )
+    cell = Cell(Variant(name="v"), generation, "done", None, ImageSize(width, height))
+    assert cell.srcset == srcset
 
 
 # ---- the prompt page --------------------------------------------------------------------
@@ -360,7 +428,7 @@ def test_prompt_page_shows_every_variant_with_its_settings(demo_client: TestClie
     for figure in figures[:3]:
         g = db.images[(str(figure["data-variant"]), prompt.id, 0)]
         img = figure.select_one("a.zoom img")
-        assert img["src"] == db.png(str(figure["data-variant"]), prompt.id, 0)
+        assert img["src"] == db.thumb(str(figure["data-variant"]), prompt.id, 0)
         assert (img["width"], img["height"]) == ("64", "64")
         settings = settings_of(figure)
         assert settings["model"] == g.model
@@ -390,7 +458,10 @@ def test_prompt_page_images_link_to_the_full_png(demo_client: TestClient, db: Db
     links = page.select("figure.variant-image a.zoom")
     assert len(links) == 3
     for link in links:
-        assert link["href"] == link.select_one("img")["src"]
+        # The page shows the thumbnail; the link (and the lightbox) opens the PNG.
+        variant = str(link.find_parent("figure")["data-variant"])
+        assert link["href"] == db.png(variant, db.prompts[0].id, 0)
+        assert link.select_one("img")["src"] == db.thumb(variant, db.prompts[0].id, 0)
         response = demo_client.get(str(link["href"]))
         assert response.status_code == 200
         assert response.headers["content-type"] == "image/png"
@@ -403,10 +474,11 @@ def test_prompt_page_slider_defaults_to_optimized_vs_reference(
 ) -> None:
     prompt = db.prompts[0]
     page = prompt_page(demo_client, prompt)
-    slider = page.select_one("img-comparison-slider#compare-slider")
+    slider = page.select_one("#compare-slider")
     assert slider is not None
-    assert slider.select_one("img[slot=first]")["src"] == db.png("dev", prompt.id, 0)
-    assert slider.select_one("img[slot=second]")["src"] == db.png("dev-turbo", prompt.id, 0)
+    # The slider compares the full PNGs (lossless: a thumbnail's WebP would blur the details).
+    assert slider.select_one("img[data-side=left]")["src"] == db.png("dev", prompt.id, 0)
+    assert slider.select_one("img[data-side=right]")["src"] == db.png("dev-turbo", prompt.id, 0)
     assert page.select_one("select[name=left] option[selected]")["value"] == "dev"
     assert page.select_one("select[name=right] option[selected]")["value"] == "dev-turbo"
 
@@ -414,9 +486,9 @@ def test_prompt_page_slider_defaults_to_optimized_vs_reference(
 def test_prompt_page_slider_shows_the_chosen_variants(demo_client: TestClient, db: Db) -> None:
     prompt = db.prompts[2]
     page = prompt_page(demo_client, prompt, "?left=schnell&right=dev&seed=1")
-    slider = page.select_one("img-comparison-slider")
-    assert slider.select_one("img[slot=first]")["src"] == db.png("schnell", prompt.id, 1)
-    assert slider.select_one("img[slot=second]")["src"] == db.png("dev", prompt.id, 1)
+    slider = page.select_one("#compare-slider")
+    assert slider.select_one("img[data-side=left]")["src"] == db.png("schnell", prompt.id, 1)
+    assert slider.select_one("img[data-side=right]")["src"] == db.png("dev", prompt.id, 1)
     assert [s.get_text() for s in page.select("[data-compare-label]")] == ["schnell", "dev"]
     form = page.select_one("form#compare-form")
     assert form["method"] == "get"
@@ -433,7 +505,7 @@ def test_prompt_page_compare_with_a_failed_variant_says_why(
     demo_client: TestClient, db: Db
 ) -> None:
     page = prompt_page(demo_client, db.prompts[0], "?right=schnell-fp8")
-    assert page.select("img-comparison-slider") == []
+    assert page.select("#compare-slider, input[type=range]") == []
     message = page.select_one(".compare-missing").get_text(" ", strip=True)
     assert "schnell-fp8 has no image for this prompt at seed 0 (failed)" in message
 
@@ -465,7 +537,7 @@ def test_prompt_page_seed_switch_shows_that_seeds_images(demo_client: TestClient
     prompt = db.prompts[1]
     page = prompt_page(demo_client, prompt, "?seed=1")
     srcs = [img["src"] for img in page.select("figure.variant-image img")]
-    assert srcs == [db.png(v, prompt.id, 1) for v in ("dev", "dev-turbo", "schnell")]
+    assert srcs == [db.thumb(v, prompt.id, 1) for v in ("dev", "dev-turbo", "schnell")]
     assert {settings_of(f)["seed"] for f in page.select("figure.variant-image")} == {"1"}
     assert page.select_one("form.seed-form option[selected]")["value"] == "1"
 
@@ -502,17 +574,32 @@ def test_prompt_page_escapes_prompt_text(demo_client: TestClient, db: Db) -> Non
     page = html(response)
     assert page.select("main script") == []
     assert page.select_one("h1.prompt-title").get_text() == SCRIPT_PROMPT
-    assert page.select_one("img-comparison-slider img")["alt"] == f"dev: {SCRIPT_PROMPT}"
+    assert page.select_one("#compare-slider img")["alt"] == f"dev: {SCRIPT_PROMPT}"
+    label = page.select_one("#compare-slider input[type=range]")["aria-label"]
+    assert label == "Reveal: dev vs dev-turbo"
 
 
-def test_prompt_page_loads_the_slider_and_its_script(demo_client: TestClient, db: Db) -> None:
+def test_prompt_page_slider_is_a_native_range(demo_client: TestClient, db: Db) -> None:
     page = prompt_page(demo_client, db.prompts[0])
-    slider = page.select_one("head script[src='/static/vendor/img-comparison-slider-8.0.7.js']")
-    assert slider is not None and slider.has_attr("defer")
+    # No web component to load: the slider is an <input type=range> that prompt.js shows.
+    assert page.select("script[src*='/static/vendor/']:not([src*=htmx])") == []
+    assert page.select("img-comparison-slider") == []
+    slider = page.select_one("#compare-slider input.compare-range[type=range]")
+    assert slider is not None
+    assert slider.has_attr("hidden")  # without JS the two images stand side by side
+    assert (slider["min"], slider["max"], slider["step"], slider["value"]) == (
+        "0",
+        "100",
+        "1",
+        "50",
+    )
+    assert slider["aria-label"] == "Reveal: dev vs dev-turbo"
+    assert slider["aria-valuetext"] == "50% dev, 50% dev-turbo"
+    # The box stops at twice the image's width.
+    assert "--img-max: 128px" in str(page.select_one(".compare-box")["style"])
     own = page.select_one("script[src^='/static/js/prompt.js']")
-    assert own is not None
-    for src in (str(slider["src"]), str(own["src"]).split("?")[0]):
-        assert demo_client.get(src).status_code == 200
+    assert own is not None and own.has_attr("defer")
+    assert demo_client.get(str(own["src"])).status_code == 200
 
 
 def test_prompt_page_htmx_returns_only_the_content(demo_client: TestClient, db: Db) -> None:

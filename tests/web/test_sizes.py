@@ -45,6 +45,10 @@ class Db:
             if at == size
         }
 
+    def thumb(self, variant: str, prompt_id: int, size: tuple[int, int]) -> str:
+        g = self.images[(variant, prompt_id, size)]
+        return f"/media/{g.thumb_path}?v={g.image_sha256[:12]}"
+
     def png(self, variant: str, prompt_id: int, size: tuple[int, int]) -> str:
         g = self.images[(variant, prompt_id, size)]
         return f"/media/{g.image_path}?v={g.image_sha256[:12]}"
@@ -203,8 +207,8 @@ def test_sizes_gallery_links_keep_the_size(client: TestClient, db: Db) -> None:
             assert query_of(str(link["href"]))["size"] == ["96x64"]
     next_url = str(page.select_one("a[rel=next]")["href"])
     assert query_of(next_url)["size"] == ["96x64"]
-    assert page.select_one("nav#load-more")["hx-get"] == next_url
-    # "More rows" (infinite scroll) brings the next page's rows at the same size.
+    assert page.select_one("nav#load-more button.load-more")["hx-get"] == next_url
+    # "Load more" brings the next page's rows at the same size.
     more = get(client, next_url, **HX, **{"HX-Target": "load-more"})
     assert set(srcs(more, "article.prompt-row img")) <= db.thumbs(WIDE)
     assert len(srcs(more, "article.prompt-row img")) == 3
@@ -246,9 +250,9 @@ def test_sizes_prompt_page_defaults_to_the_main_size(client: TestClient, db: Db)
     prompt = db.prompts[0]
     page = get(client, f"/prompts/{prompt.id}")
     assert srcs(page, "figure.variant-image a.zoom img") == [
-        db.png(v, prompt.id, MAIN) for v in VARIANTS
+        db.thumb(v, prompt.id, MAIN) for v in VARIANTS
     ]
-    slider = page.select_one("img-comparison-slider")
+    slider = page.select_one("#compare-slider")
     assert srcs(slider, "img") == [db.png(v, prompt.id, MAIN) for v in ("dev", "dev-turbo")]
     form = page.select_one("form.seed-form")
     assert form is not None and form.has_attr("data-autosubmit")
@@ -267,15 +271,21 @@ def test_sizes_prompt_page_size_shows_that_sizes_images(client: TestClient, db: 
     page = get(client, f"/prompts/{prompt.id}?size=96x64")
     assert page.select_one("article.prompt-page")["data-size"] == "96x64"
     images = page.select("figure.variant-image a.zoom img")
-    assert [str(i["src"]) for i in images] == [db.png(v, prompt.id, WIDE) for v in VARIANTS]
+    assert [str(i["src"]) for i in images] == [db.thumb(v, prompt.id, WIDE) for v in VARIANTS]
     assert {(i["width"], i["height"]) for i in images} == {("96", "64")}
+    links = page.select("figure.variant-image a.zoom")
+    assert [str(a["href"]) for a in links] == [db.png(v, prompt.id, WIDE) for v in VARIANTS]
+    # No image is drawn wider than twice its width.
+    assert "--img-max: 192px" in str(page.select_one(".variant-grid")["style"])
     for figure in page.select("figure.variant-image"):
         size = figure.select_one(".setting[data-key=size] dd").get_text(strip=True)
         assert size == "96×64"
-    slider = page.select_one("img-comparison-slider")
+    slider = page.select_one("#compare-slider")
     assert srcs(slider, "img") == [db.png(v, prompt.id, WIDE) for v in ("dev", "dev-turbo")]
-    # The compare box takes the image's shape.
-    assert "--ratio: 96 / 64" in str(page.select_one(".compare-box")["style"])
+    # The compare box takes the image's shape, and stops at twice its width.
+    box_style = str(page.select_one(".compare-box")["style"])
+    assert "--ratio: 96 / 64" in box_style
+    assert "--img-max: 192px" in box_style
     # The slider's choices swap in images of this size.
     options = page.select("form#compare-form select[name=right] option")
     assert [str(o["data-src"]) for o in options] == [db.png(v, prompt.id, WIDE) for v in VARIANTS]
@@ -362,7 +372,7 @@ def test_sizes_does_not_fit_is_a_result_not_a_failure(sized_copy: DemoData, db: 
         assert option.get_text() == "dev-turbo (does not fit at 96x64)"
         # dev-turbo against its reference is the default pair: its image is missing, so the
         # first two variants with an image are compared instead.
-        assert page.select_one("img-comparison-slider") is not None
+        assert page.select_one("#compare-slider") is not None
         page = get(client, f"/prompts/{prompt.id}?size=96x64&right=dev-turbo")
         message = page.select_one(".compare-missing").get_text(" ", strip=True)
         assert "dev-turbo has no image for this prompt at seed 0 (does not fit at 96x64)" in message
