@@ -48,20 +48,20 @@ def test_gallery_e2e_filter_by_category(page: Page, live_server: LiveServer) -> 
 
 def test_prompt_page_e2e_compare_slider(page: Page, live_server: LiveServer) -> None:
     page.goto(f"{live_server.url}/prompts/{first_prompt_id(live_server)}")
-    slider = page.locator("img-comparison-slider#compare-slider")
+    slider = page.locator("#compare-slider")
     expect(slider).to_be_visible()
     page.locator("select[name=right]").select_option("schnell")
-    expect(slider.locator("img[slot=second]")).to_have_attribute("data-variant", "schnell")
-    assert "/schnell/" in (slider.locator("img[slot=second]").get_attribute("src") or "")
-    # Drag the divider: the web component's value (0..100, where the divider is) follows.
-    start = float(slider.evaluate("el => el.value"))
+    expect(slider.locator("img[data-side=right]")).to_have_attribute("data-variant", "schnell")
+    assert "/schnell/" in (slider.locator("img[data-side=right]").get_attribute("src") or "")
+    # Drag the divider: the range's value (0..100, where the divider is) follows.
+    start = float(slider.locator("input[type=range]").input_value())
     box = slider.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.5, steps=8)
     page.mouse.up()
-    moved = float(slider.evaluate("el => el.value"))
+    moved = float(slider.locator("input[type=range]").input_value())
     assert moved < start - 20, (start, moved)
 
 

@@ -92,8 +92,8 @@ def test_gallery_e2e_size_selector_shows_the_other_size(
 def test_prompt_page_e2e_size_selector_shows_the_other_size(
     page: Page, sized_server: LiveServer
 ) -> None:
-    _, main_pngs = image_paths(sized_server, 64, 64)
-    _, wide_pngs = image_paths(sized_server, 96, 64)
+    main_thumbs, _ = image_paths(sized_server, 64, 64)
+    wide_thumbs, wide_pngs = image_paths(sized_server, 96, 64)
     engine = make_engine(sized_server.database_url)
     with session_scope(engine) as session:
         prompt_id = session.scalars(
@@ -103,21 +103,21 @@ def test_prompt_page_e2e_size_selector_shows_the_other_size(
     page.goto(f"{sized_server.url}/prompts/{prompt_id}")
     images = page.locator("figure.variant-image a.zoom img")
     expect(images).to_have_count(3)
-    assert shown(images) <= main_pngs
+    assert shown(images) <= main_thumbs
     page.get_by_role("combobox", name="Size").select_option("96x64")
     # The form submits on change: a new page at that size.
     expect(page.locator("article.prompt-page")).to_have_attribute("data-size", "96x64")
     expect(images).to_have_count(3)
-    assert shown(images) <= wide_pngs
+    assert shown(images) <= wide_thumbs
     assert "size=96x64" in page.url
-    slider = page.locator("img-comparison-slider#compare-slider")
+    slider = page.locator("#compare-slider")
     expect(slider).to_be_visible()
     assert shown(slider.locator("img")) <= wide_pngs
-    assert rendered_ratio(slider.locator("img[slot=first]")) == pytest.approx(96 / 64, rel=0.05)
+    assert rendered_ratio(slider.locator("img[data-side=left]")) == pytest.approx(96 / 64, rel=0.05)
     # Swapping a side of the slider keeps to this size's images.
     page.locator("select[name=right]").select_option("schnell")
-    expect(slider.locator("img[slot=second]")).to_have_attribute("data-variant", "schnell")
-    assert shown(slider.locator("img[slot=second]")) <= wide_pngs
+    expect(slider.locator("img[data-side=right]")).to_have_attribute("data-variant", "schnell")
+    assert shown(slider.locator("img[data-side=right]")) <= wide_pngs
     # And the next prompt keeps the size.
     page.locator("a[rel=next]").click()
     expect(page.locator("article.prompt-page")).to_have_attribute("data-size", "96x64")
