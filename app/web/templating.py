@@ -18,7 +18,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 from app import numbers
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-ASSET_VERSION = "4"  # bump when static/css or static/js change: their URLs carry it
+ASSET_VERSION = "5"  # bump when static/css or static/js change: their URLs carry it
 
 templates = Jinja2Blocks(directory=ROOT / "templates")
 
