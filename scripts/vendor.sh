@@ -5,12 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent htmx.org@2.0.11 chart.js@4.6.1 img-comparison-slider@8.0.7 swagger-ui-dist@5.35.0 axe-core@4.14.1 >/dev/null)
+(cd "$work" && npm pack --silent htmx.org@2.0.11 chart.js@4.6.1 swagger-ui-dist@5.35.0 axe-core@4.14.1 >/dev/null)
 for tgz in "$work"/*.tgz; do mkdir -p "${tgz%.tgz}" && tar xzf "$tgz" -C "${tgz%.tgz}"; done
 cp "$work"/htmx.org-2.0.11/package/dist/htmx.min.js static/vendor/htmx-2.0.11.min.js
 cp "$work"/chart.js-4.6.1/package/dist/chart.umd.min.js static/vendor/chart-4.6.1.umd.min.js
-cp "$work"/img-comparison-slider-8.0.7/package/dist/index.js static/vendor/img-comparison-slider-8.0.7.js
-cp "$work"/img-comparison-slider-8.0.7/package/dist/styles.css static/vendor/img-comparison-slider-8.0.7.css
 cp "$work"/htmx.org-2.0.11/package/LICENSE static/vendor/licenses/htmx.org-LICENSE
 cp "$work"/chart.js-4.6.1/package/LICENSE.md static/vendor/licenses/chart.js-LICENSE.md
 mkdir -p static/vendor/swagger-ui-5.35.0
