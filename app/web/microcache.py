@@ -72,8 +72,10 @@ class MicroCache:
         entry = self.entries.get(key)
         if entry is not None and entry.expires > now:
             self.entries.move_to_end(key)
+            # A copy of the headers, which an outer middleware may rewrite in place (GZip).
+            headers_out = list(entry.headers)
             await send(
-                {"type": "http.response.start", "status": entry.status, "headers": entry.headers}
+                {"type": "http.response.start", "status": entry.status, "headers": headers_out}
             )
             await send({"type": "http.response.body", "body": entry.body})
             return
@@ -84,7 +86,8 @@ class MicroCache:
         async def capture(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                start = message
+                # A copy: an outer middleware (GZip) rewrites the headers in place as it sends.
+                start = {**message, "headers": list(message.get("headers", []))}
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
             await send(message)
