@@ -8,8 +8,6 @@ rule's help page is https://dequeuniversity.com/rules/axe/4.14/<rule id>.
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from app.db import make_engine, session_scope
 from app.models import Prompt
-from app.web.devserver import serve_in_subprocess
 
-from .conftest import LiveServer
+from . import conftest as e2e
+from .conftest import LiveServer, server_on_a_copy
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1.min.js"
@@ -98,50 +96,39 @@ def a11y_server(
     """The browser tests' data on a server with an admin token (a copy: the admin pages'
     tests create a panel)."""
     root = tmp_path_factory.mktemp("a11y")
-    source = live_server.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(source) as src, sqlite3.connect(root / "a11y.db") as dst:
-        src.backup(dst)
-    shutil.copytree(live_server.media_dir, root / "media")
-    database_url = f"sqlite:///{root / 'a11y.db'}"
-    engine = make_engine(database_url)
+    engine = make_engine(live_server.database_url)
     with session_scope(engine) as session:
         prompt_id = session.scalars(
             select(Prompt.id).where(Prompt.run_id == live_server.run_id).order_by(Prompt.position)
         ).first()
     engine.dispose()
     assert prompt_id is not None
-    settings = {
-        "FLUX_PLAYGROUND_DATABASE_URL": database_url,
-        "FLUX_PLAYGROUND_MEDIA_DIR": str(root / "media"),
-        "FLUX_PLAYGROUND_MODELS_DIR": str(live_server.models_dir),
-        "FLUX_PLAYGROUND_ADMIN_TOKEN": ADMIN_TOKEN,
-        "FLUX_PLAYGROUND_SECRET_KEY": "a11y-secret",
-    }
-    with serve_in_subprocess(settings) as url:
+    with server_on_a_copy(
+        live_server.database_url,
+        live_server.media_dir,
+        live_server.models_dir,
+        root,
+        FLUX_PLAYGROUND_ADMIN_TOKEN=ADMIN_TOKEN,
+        FLUX_PLAYGROUND_SECRET_KEY="a11y-secret",
+    ) as (url, database_url):
         yield A11yServer(url, database_url, live_server.run_id, prompt_id)
+
+
+def _status_note(text: str) -> bool:
+    """The browser's own note that the document answered a 4xx (the sign-in and not-found
+    pages), which is not a script error."""
+    return text.startswith("Failed to load resource") and any(
+        f"status of {code}" in text for code in (401, 404)
+    )
 
 
 @contextmanager
 def checked_page(browser: Browser, width: int, height: int) -> Iterator[Page]:
-    """A fresh page. Console errors fail the test, as with conftest's `page`, except the
-    browser's own note that the document answered a 4xx (the sign-in and not-found pages)."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        expected = message.text.startswith("Failed to load resource") and any(
-            f"status of {code}" in message.text for code in (401, 404)
-        )
-        if message.type == "error" and not expected:
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"browser console errors: {errors}"
+    """conftest's checked page at this size, with the 4xx notes expected."""
+    with e2e.checked_page(
+        browser, width, height, timeout_ms=15_000, expected_error=_status_note
+    ) as page:
+        yield page
 
 
 @pytest.fixture(params=list(WIDTHS))

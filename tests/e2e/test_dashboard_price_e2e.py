@@ -5,8 +5,6 @@ leaderboard's one-sentence announcement of new votes."""
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +13,10 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from app.numbers import fixed, fmt_sig, fmt_usd
 from app.web.dashboard import fmt_price, price_error
-from app.web.devserver import serve_in_subprocess
 from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData
 
-from .conftest import LiveServer
+from .conftest import LiveServer, server_on_a_copy
 
 COST_COLUMNS = ("cost", "amortized")
 PHONE = {"width": 390, "height": 844}
@@ -215,17 +212,10 @@ def voting_server(
 ) -> Iterator[LiveServer]:
     """A server on a private copy of the web test run: this module adds votes to it."""
     root = tmp_path_factory.mktemp("leaderboard-e2e")
-    source = demo_data.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(source) as src, sqlite3.connect(root / "votes.db") as dst:
-        src.backup(dst)
-    shutil.copytree(demo_data.media_dir, root / "media")
-    database_url = f"sqlite:///{root / 'votes.db'}"
-    settings = {
-        "FLUX_PLAYGROUND_DATABASE_URL": database_url,
-        "FLUX_PLAYGROUND_MEDIA_DIR": str(root / "media"),
-        "FLUX_PLAYGROUND_MODELS_DIR": str(tiny_models),
-    }
-    with serve_in_subprocess(settings) as url:
+    with server_on_a_copy(demo_data.database_url, demo_data.media_dir, tiny_models, root) as (
+        url,
+        database_url,
+    ):
         yield LiveServer(url, database_url, root / "media", tiny_models, demo_data.run_id)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from .conftest import LiveServer
+from .conftest import LiveServer, assert_shown_at_most_twice_natural
 
 
 def gallery_url(server: LiveServer, query: str = "") -> str:
@@ -114,17 +114,10 @@ def test_gallery_thumbnails_no_wider_than_twice_their_own(
     browser: Browser, live_server: LiveServer, width: int
 ) -> None:
     context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.goto(gallery_url(live_server))
-    images = page.locator("article.prompt-row img")
-    expect(images).to_have_count(18)
-    for img in images.all():
-        img.scroll_into_view_if_needed()
-        expect(img).to_have_js_property("complete", True)
-    sizes = images.evaluate_all(
-        "imgs => imgs.map(i => [i.getBoundingClientRect().width, i.naturalWidth])"
-    )
-    context.close()
-    for shown, natural in sizes:
-        assert natural > 0
-        assert 0 < shown <= 2 * natural + 0.5, sizes
+    try:
+        page = context.new_page()
+        page.goto(gallery_url(live_server))
+        images = page.locator("article.prompt-row img")
+        assert_shown_at_most_twice_natural(images, 18)
+    finally:
+        context.close()

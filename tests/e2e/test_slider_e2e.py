@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from .conftest import LiveServer
+from .conftest import LiveServer, assert_shown_at_most_twice_natural
 from .test_pages_e2e import first_prompt_id
 
 LABEL = "Reveal: dev vs dev-turbo"
@@ -186,17 +186,10 @@ def test_prompt_page_e2e_no_image_wider_than_twice_its_own(
     browser: Browser, prompt_url: str, width: int
 ) -> None:
     context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    page.goto(prompt_url)
-    images = page.locator("#compare-slider img, figure.variant-image img")
-    expect(images).to_have_count(5)  # the slider's two, the grid's three
-    for img in images.all():
-        img.scroll_into_view_if_needed()
-        expect(img).to_have_js_property("complete", True)
-    sizes = images.evaluate_all(
-        "imgs => imgs.map(i => [i.getBoundingClientRect().width, i.naturalWidth])"
-    )
-    context.close()
-    for shown, natural in sizes:
-        assert natural > 0
-        assert 0 < shown <= 2 * natural + 0.5, sizes
+    try:
+        page = context.new_page()
+        page.goto(prompt_url)
+        images = page.locator("#compare-slider img, figure.variant-image img")
+        assert_shown_at_most_twice_natural(images, 5)  # the slider's two, the grid's three
+    finally:
+        context.close()
