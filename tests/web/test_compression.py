@@ -10,6 +10,7 @@ import io
 import re
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -349,7 +350,10 @@ def test_compression_streams_an_export_chunk_by_chunk(
     monkeypatch.setattr("app.web.api.CSV_CHUNK_ROWS", 5)
     path = f"/api/v1/runs/{demo_data.run_id}/export/generations.csv"
     whole = client.get(path, headers={"Accept-Encoding": "identity"}).text
-    messages = anyio.run(asgi_get, client.app, path)
+    # In a thread of its own: after the browser tests, Playwright's sync API keeps an event
+    # loop running in this one, and anyio.run refuses to start a second.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        messages = pool.submit(anyio.run, asgi_get, client.app, path).result()
     start, bodies = messages[0], [m for m in messages if m["type"] == "http.response.body"]
     headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
     assert start["status"] == 200 and headers["content-encoding"] == "gzip"
