@@ -314,3 +314,20 @@ def writable_client(writable_demo: DemoData) -> Iterator[TestClient]:
     )
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+def first_prompt_id(database_url: str, run_id: int) -> int:
+    """The id of a run's first prompt (by position): the prompt page the tests open."""
+    from sqlalchemy import select
+
+    from app.db import make_engine, session_scope
+    from app.models import Prompt
+
+    engine = make_engine(database_url)
+    with session_scope(engine) as session:
+        prompt_id = session.scalars(
+            select(Prompt.id).where(Prompt.run_id == run_id).order_by(Prompt.position)
+        ).first()
+    engine.dispose()
+    assert prompt_id is not None
+    return prompt_id

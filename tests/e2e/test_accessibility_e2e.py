@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import select
 
-from app.db import make_engine, session_scope
-from app.models import Prompt
+from tests.conftest import first_prompt_id
 
 from . import conftest as e2e
 from .conftest import LiveServer, server_on_a_copy
@@ -96,13 +94,7 @@ def a11y_server(
     """The browser tests' data on a server with an admin token (a copy: the admin pages'
     tests create a panel)."""
     root = tmp_path_factory.mktemp("a11y")
-    engine = make_engine(live_server.database_url)
-    with session_scope(engine) as session:
-        prompt_id = session.scalars(
-            select(Prompt.id).where(Prompt.run_id == live_server.run_id).order_by(Prompt.position)
-        ).first()
-    engine.dispose()
-    assert prompt_id is not None
+    prompt_id = first_prompt_id(live_server.database_url, live_server.run_id)
     with server_on_a_copy(
         live_server.database_url,
         live_server.media_dir,

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
 
 from app.bench.benchmark import load_benchmark
 from app.bench.prompts import load_prompts
-from app.db import make_engine, session_scope
-from app.models import Prompt
+from app.db import make_engine
 from app.worker.runner import enqueue_run
+from tests import conftest
 
 from .conftest import LiveServer
 
@@ -22,14 +21,7 @@ CLI = Path(sys.executable).parent / "flux-playground"
 
 
 def first_prompt_id(server: LiveServer) -> int:
-    engine = make_engine(server.database_url)
-    with session_scope(engine) as session:
-        prompt_id = session.scalars(
-            select(Prompt.id).where(Prompt.run_id == server.run_id).order_by(Prompt.position)
-        ).first()
-    engine.dispose()
-    assert prompt_id is not None
-    return prompt_id
+    return conftest.first_prompt_id(server.database_url, server.run_id)
 
 
 def test_gallery_e2e_filter_by_category(page: Page, live_server: LiveServer) -> None:

@@ -18,13 +18,11 @@ import anyio
 import pytest
 from bs4 import BeautifulSoup
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from starlette.types import Message
 
 from app.config import Settings
-from app.db import make_engine, session_scope
-from app.models import Prompt
 from app.web.main import GZIP_MINIMUM_SIZE, create_app
+from tests.conftest import first_prompt_id
 from tests.web.conftest import DemoData
 
 GZIP = {"Accept-Encoding": "gzip"}
@@ -76,14 +74,7 @@ def client(demo_data: DemoData) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def prompt_id(demo_data: DemoData) -> int:
-    engine = make_engine(demo_data.database_url)
-    with session_scope(engine) as session:
-        first = session.scalars(
-            select(Prompt.id).where(Prompt.run_id == demo_data.run_id).order_by(Prompt.position)
-        ).first()
-    engine.dispose()
-    assert first is not None
-    return first
+    return first_prompt_id(demo_data.database_url, demo_data.run_id)
 
 
 def pages(run_id: int, prompt_id: int) -> dict[str, tuple[str, dict[str, str]]]:

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import make_engine, session_scope
-from app.models import Generation, GenerationMetric, MetricStatus, Prompt, Variant, utcnow
+from app.models import Generation, GenerationMetric, MetricStatus, Variant, utcnow
 from app.quality import METRIC_RANGES, compute_run_metrics, metric_summaries
 from app.web.main import create_app
 from tests.arena.test_leaderboard import MIXED, add_votes
-from tests.conftest import DemoData
+from tests.conftest import DemoData, first_prompt_id
 
 
 def _copy(data: DemoData, path: Path) -> None:
@@ -77,14 +77,7 @@ def _page(response: Any) -> BeautifulSoup:
 
 
 def _first_prompt(data: DemoData) -> int:
-    engine = make_engine(data.database_url)
-    with Session(engine) as session:
-        prompt_id = session.scalars(
-            select(Prompt.id).where(Prompt.run_id == data.run_id).order_by(Prompt.position)
-        ).first()
-    engine.dispose()
-    assert prompt_id is not None
-    return prompt_id
+    return first_prompt_id(data.database_url, data.run_id)
 
 
 def _summaries(data: DemoData) -> dict[tuple[str, str], Any]:
