@@ -46,7 +46,8 @@ from app.bench.prompts import load_prompts  # noqa: E402
 from app.db import make_engine, session_scope  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Generation, Variant, VariantStatus  # noqa: E402
-from app.worker.runner import Worker, enqueue_run  # noqa: E402
+from app.worker.enqueue import enqueue_run  # noqa: E402
+from app.worker.runner import Worker  # noqa: E402
 from app.worker.tiny import build_tiny_models, build_wide_model  # noqa: E402
 
 PROMPTS = "prompt\tcategory\tchallenge\n" + "".join(

@@ -42,7 +42,8 @@ from app.db import make_engine, session_scope
 from app.migrate import upgrade
 from app.models import Variant, VariantStatus
 from app.worker import pipelines
-from app.worker.runner import Worker, enqueue_run
+from app.worker.enqueue import enqueue_run
+from app.worker.runner import Worker
 from app.worker.tiny import build_wide_model
 
 ROOT = Path(__file__).resolve().parent.parent

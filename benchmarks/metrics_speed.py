@@ -1,4 +1,4 @@
-"""How fast are the automatic quality metrics (app/quality.py) on the demo data, 2 threads?
+"""How fast are the automatic quality metrics (app/quality/) on the demo data, 2 threads?
 
 Reads the demo run (`make demo`: data/flux-playground.db + media/, 5 variants × 64 prompts at
 256×256) from a copy of the database; the media folder is only read. Timed, each as the
@@ -56,6 +56,7 @@ from app.quality import (
     ssim,
     to_tensor,
 )
+from app.worker.tiny_clip import resolve_clip_ref
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,7 +174,7 @@ def main() -> None:
         table.append(("lpips", "lpips-alex", len(pairs), _rate(len(pairs), seconds), ""))
 
     for ref in clip_models:
-        scorer = load_clip(ref, models_dir)
+        scorer = load_clip(ref, resolve_clip_ref(ref, models_dir))
         if not isinstance(scorer, ClipScorer):
             table.append(("clip_score", ref, len(paths), "-", f"unavailable: {scorer}"))
             continue
@@ -195,7 +196,7 @@ def main() -> None:
             engine,
             run_id,
             media_dir=args.media,
-            models_dir=models_dir,
+            resolve_clip=functools.partial(resolve_clip_ref, models_dir=models_dir),
             clip_model=clip_ref,
             batch_size=args.batch_size,
             device="cpu",

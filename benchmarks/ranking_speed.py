@@ -38,8 +38,9 @@ import scipy
 from numpy.typing import NDArray
 from scipy.optimize import minimize
 
+from app.arena.bradley_terry import fit_bradley_terry
 from app.arena.integrity import CastVote, find_anomalies
-from app.arena.ranking import PairCounts, Vote, count_clusters, count_votes, fit_bradley_terry
+from app.arena.vote_counts import PairCounts, Vote, count_clusters, count_votes
 
 NAIVE_ROUNDS = 20
 

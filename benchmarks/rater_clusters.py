@@ -24,7 +24,8 @@ import platform
 
 import numpy as np
 
-from app.arena.ranking import PairCounts, count_clusters, count_votes, fit_bradley_terry
+from app.arena.bradley_terry import fit_bradley_terry
+from app.arena.vote_counts import PairCounts, count_clusters, count_votes
 
 NAMES = ("ref", "a", "b")
 PAIRS = ((0, 1), (0, 2), (1, 2))

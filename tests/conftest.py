@@ -27,6 +27,41 @@ os.environ.setdefault(
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# --- running in parallel (pytest-xdist: `make test` runs `pytest -n auto --dist loadgroup`) --
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One core per xdist worker: each worker's torch (and every child process, server and
+    # browser it starts, which inherit the affinity) then uses one thread
+    # (config.torch_threads counts the cores a process may use). Two workers with two
+    # threads each on two cores is the oversubscription that made a tiny pipeline 80x slower.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cores = sorted(os.sched_getaffinity(0))
+    if worker.startswith("gw") and len(cores) > 1:
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+def uses_postgres(item: pytest.Item) -> bool:
+    """A test that needs the PostgreSQL server: through a fixture, or as the "postgresql"
+    case of a parametrized test (both_databases modules, a `backend` parameter)."""
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return "postgres" in getattr(item, "fixturenames", ()) or "postgresql" in params
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Markers for `make test-fast` (-m "not e2e and not postgres and not slow"), and xdist
+    # groups so that the tests sharing a session's browser, or its PostgreSQL server and the
+    # run made on it, start them once, on one worker.
+    for item in items:
+        if item.path.parent.name == "e2e":
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif uses_postgres(item):
+            item.add_marker(pytest.mark.postgres)
+            item.add_marker(pytest.mark.xdist_group("postgres"))
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     from app.migrate import upgrade
@@ -52,7 +87,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from app.worker.tiny import build_tiny_models
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     models = tmp_path_factory.mktemp("models")
     build_tiny_models(models)
     return models
@@ -141,7 +176,8 @@ def build_demo_run(
     from app.bench.prompts import load_prompts
     from app.db import make_engine
     from app.migrate import upgrade
-    from app.worker.runner import Worker, enqueue_run
+    from app.worker.enqueue import enqueue_run
+    from app.worker.runner import Worker
 
     (root / "prompts.tsv").write_text(prompts)
     (root / "bench.toml").write_text(config)

@@ -78,8 +78,9 @@ def _build(root: Path, tiny_models: Path) -> HardwareRuns:
     from app.bench.prompts import load_prompts
     from app.db import make_engine
     from app.migrate import upgrade
+    from app.worker.enqueue import enqueue_run
     from app.worker.pipelines import FAKE_OOM_ENV
-    from app.worker.runner import Worker, enqueue_run
+    from app.worker.runner import Worker
 
     database_url = f"sqlite:///{root / 'hardware.db'}"
     upgrade(database_url)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from benchmarks.scale import ELSEWHERE, EXPORTS, ROUTES, SCALES, VOTE_CYCLE
+from benchmarks.scale_routes import ELSEWHERE, EXPORTS, ROUTES, VOTE_CYCLE
+from benchmarks.scale_shape import SCALES
 
 ROOT = Path(__file__).resolve().parent.parent
 

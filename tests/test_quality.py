@@ -1,4 +1,4 @@
-"""Automatic quality metrics (app/quality.py) on a real run of the tiny pipelines.
+"""Automatic quality metrics (app/quality/) on a real run of the tiny pipelines.
 
 The run (tests/conftest.py): dev, dev-turbo (reference dev), schnell, schnell-fp8 (failed, no
 images) × 6 prompts × 2 seeds. Fidelity applies to dev-turbo only; CLIP score to every image.
@@ -6,6 +6,7 @@ images) × 6 prompts × 2 seeds. Fidelity applies to dev-turbo only; CLIP score 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import math
@@ -32,6 +33,7 @@ from app.quality import (
     ssim,
     to_tensor,
 )
+from app.worker.tiny_clip import resolve_clip_ref
 from tests.conftest import DemoData
 
 # Each test that writes runs on a copy of the web test run on SQLite and on PostgreSQL.
@@ -52,7 +54,11 @@ def demo_engine(writable_demo: DemoData) -> Engine:
 def compute(demo: DemoData, engine: Engine, models: Path, **kwargs: str | None) -> dict[str, int]:
     kwargs.setdefault("clip_model", "tiny:clip")
     report = compute_run_metrics(
-        engine, demo.run_id, media_dir=demo.media_dir, models_dir=models, **kwargs
+        engine,
+        demo.run_id,
+        media_dir=demo.media_dir,
+        resolve_clip=functools.partial(resolve_clip_ref, models_dir=models),
+        **kwargs,
     )
     return dict(report.ok)
 

@@ -32,7 +32,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.arena.leaderboard import LeaderboardView, board_scope
+from app.arena.counted_votes import board_scope
+from app.arena.leaderboard_view import LeaderboardView
 from app.arena.vote_table import vote_table
 from app.memory import release_freed_memory
 from app.models import (

@@ -1,6 +1,6 @@
 """What admins decide about raters and anomaly flags, and the counter the leaderboard keys on.
 
-A leaderboard is cached by what changes it (app/arena/leaderboard.py): the run's largest vote
+A leaderboard is cached by what changes it (app/arena/leaderboard_cache.py): the run's largest vote
 id, and `flags_version`, which every decision here raises. (Counting flagged raters or
 reviews on every page and poll cost a scan per request on a big database, and a count does
 not change when one rater is flagged and another unflagged.) Attention checks flag raters in

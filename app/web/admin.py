@@ -32,7 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.arena.leaderboard import leaderboard
+from app.arena.leaderboard_cache import leaderboard
 from app.arena.reviews import set_rater_flag, set_review
 from app.arena.vote_export import VoteFilter, csv_chunks, jsonl_chunks, vote_rows
 from app.config import Settings
@@ -308,7 +308,7 @@ def admin_page(
 
 def _flags(session: Session, run_id: int | None) -> dict[str, Any]:
     """The anomaly flags of one run's open board (the latest run by default), computed with
-    its leaderboard (app/arena/leaderboard.py): fresh, so a decision shows at once."""
+    its leaderboard (app/arena/leaderboard_cache.py): fresh, so a decision shows at once."""
     run = session.get(Run, run_id) if run_id is not None else None
     if run_id is not None and run is None:
         raise HTTPException(status_code=404, detail=f"run {run_id} not found")

@@ -1,7 +1,7 @@
 """Dashboard `/dashboard`: a run's variants as charts (latency, speed-up, cost, memory, cost
 against quality) and as a table with the same numbers, with a what-if price control.
 
-Quality (`?quality=`) is the arena's Bradley–Terry rating (app.arena.leaderboard, the run's
+Quality (`?quality=`) is the arena's Bradley–Terry rating (app.arena.leaderboard_cache, the run's
 reference at 1000) with its 95% interval as error bars, or an automatic metric's per-variant
 mean with its 95% interval (app.quality: `ssim` against the reference, `clip_score`). The
 default is the rating once the run has counted votes, else SSIM (then CLIP score) when computed.
@@ -30,7 +30,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.arena.leaderboard import LeaderboardView, leaderboard
+from app.arena.leaderboard_cache import leaderboard
+from app.arena.leaderboard_view import LeaderboardView
 from app.bench.scaling import (
     CUDA_PEAK_KINDS,
     RunScaling,

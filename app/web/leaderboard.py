@@ -11,7 +11,7 @@ Panel codes are invitations (`/arena?panel=CODE` joins the panel), so the page n
 them: the filter takes a code the reader already knows, and says so in a line under it.
 
 References, named as the ranking uses them: one Bradley–Terry fit puts every variant on one
-scale with the run's reference (app.arena.leaderboard.run_reference) pinned at 1000; another
+scale with the run's reference (app.arena.counted_votes.run_reference) pinned at 1000; another
 reference (schnell, when dev is pinned) is rated on that scale like any variant, and each
 variant's verdict is against its own reference. A new poll that brings votes says so in one
 sentence in a polite live region outside the board (the template's script), not the table.
@@ -30,16 +30,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.arena.agreement import page_agreement
-from app.arena.leaderboard import (
-    ANONYMOUS_VOTES_PER_NETWORK,
-    LeaderboardView,
+from app.arena.counted_votes import ANONYMOUS_VOTES_PER_NETWORK
+from app.arena.leaderboard_cache import leaderboard, leaderboard_key
+from app.arena.leaderboard_view import LeaderboardView
+from app.arena.leaderboard_words import (
     fmt_interval,
     fmt_rank,
     fmt_rating,
     fmt_share,
     fmt_verdict,
-    leaderboard,
-    leaderboard_key,
 )
 from app.web.deps import RunQuery, SessionDep
 from app.web.selection import select_panel, select_run

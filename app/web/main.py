@@ -14,7 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.arena.catalog import ArenaCache
-from app.arena.leaderboard import Refresher
+from app.arena.leaderboard_refresher import Refresher
 from app.arena.matchups import ArenaError
 from app.arena.network import RATE_WINDOW_S
 from app.arena.write_queue import WriteQueue

@@ -62,7 +62,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 def reason_of(err: BaseException) -> str:
     """One line for users: the exception's own message, with its type when it has none."""
-    from app.worker.pipelines import VariantUnavailable
+    from app.worker.unavailable import VariantUnavailable
 
     if isinstance(err, VariantUnavailable):
         return str(err)
@@ -140,6 +140,14 @@ def serve(task: VariantTask, conn: Connection) -> None:
         "process": f"{os.uname().nodename}:{os.getpid()}",
         "process_startup_s": round(startup_s, 3),
         "transformer_parameters": sum(p.numel() for p in pipe.transformer.parameters()),
+        # What each component's weights take, quantized ones at their stored size: the
+        # saving a quantization claims, exact where process RSS (the CPU's peak figure) is
+        # blurred by the libraries a variant imports.
+        "weights_bytes": {
+            name: pipelines.parameter_bytes(module)
+            for name, module in getattr(pipe, "components", {}).items()
+            if isinstance(module, torch.nn.Module)
+        },
         "compile": {
             "graphs": compiled.graphs,
             "graph_breaks": compiled.graph_breaks,
@@ -282,7 +290,7 @@ def compare_with_batch_one(
     made: list[Any], references: list[str | None], media_dir: Path
 ) -> BatchComparison:
     """SSIM and PSNR of each image of a batch against the batch-1 image of the same prompt
-    and seed (the fidelity metrics' own functions, app/quality.py); identical pixels counted
+    and seed (the fidelity metrics' own functions, app/quality/); identical pixels counted
     apart, since PSNR is infinite there."""
     import numpy as np
 

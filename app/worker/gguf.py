@@ -23,7 +23,7 @@ from diffusers.quantizers.quantization_config import GGUFQuantizationConfig
 
 from app.bench.benchmark import resolve_local
 from app.worker import tiny
-from app.worker.pipelines import VariantUnavailable
+from app.worker.unavailable import VariantUnavailable
 
 HUB_URL = "https://huggingface.co/"
 # Every GGUF file starts with these four bytes.

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-THUMB_MAX_SIDE = 384
+from app.media import THUMB_MAX_SIDE
+
 # Temp files carry the writer's pid, so a later worker can tell a dead writer's leftovers.
 TMP_MARK = ".tmp-"
 

@@ -26,7 +26,8 @@ from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
 from app.bench.benchmark import BITSANDBYTES_MODES, LoraSpec, Variant, resolve_local
-from app.worker import tiny
+from app.worker import gguf, pruna_backend, tiny
+from app.worker.unavailable import VariantUnavailable
 
 # The worker draws its own progress bars; the libraries' per-load bars would bury them.
 # (Their log level is set in app/worker/__init__.py, before they are imported: that also
@@ -39,10 +40,6 @@ logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 LORA_ADAPTER = "lora"
-
-
-class VariantUnavailable(RuntimeError):
-    """The environment cannot run this variant; `str(err)` is the reason shown to users."""
 
 
 def set_cpu_threads(n: int) -> None:
@@ -163,8 +160,6 @@ def check_environment(variant: Variant, device: str) -> None:
     if variant.gguf is not None and importlib.util.find_spec("gguf") is None:
         raise VariantUnavailable("gguf needs the gguf package: pip install -e '.[worker]'")
     if variant.smash is not None:
-        from app.worker import pruna_backend  # it imports this module: not at the top
-
         pruna_backend.check_environment(variant.smash, device)
 
 
@@ -284,8 +279,6 @@ def _load(variant: Variant, *, device: str, models_dir: Path, config_dir: Path) 
     # 9. Pruna's smash, last like compile: its compilers and cachers see the final modules.
     # The variant then calls pruna's wrapper of the pipeline (app/worker/pruna_backend.py).
     if variant.smash is not None:
-        from app.worker import pruna_backend
-
         pipe = pruna_backend.smash(pipe, variant.smash, device)
     return pipe
 
@@ -449,8 +442,6 @@ def _lora_layers(state_dict: dict[str, torch.Tensor]) -> set[str]:
 def _gguf_transformer(variant: Variant, models_dir: Path, config_dir: Path) -> dict[str, Any]:
     if variant.gguf is None:
         return {}
-    from app.worker import gguf  # it imports this module: not at the top
-
     model = _resolve(variant.model, models_dir, config_dir)
     return {
         "transformer": gguf.load_transformer(

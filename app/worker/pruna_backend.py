@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import Any
 
 from app.bench.benchmark import SmashSpec
+from app.worker.unavailable import VariantUnavailable
 
 INSTALL_HINT = (
     "make .venv-pruna (a virtualenv of its own: pruna pins older peft and torchao than the "
@@ -32,10 +33,6 @@ GROUPS = {"compilers": "compiler", "quantizers": "quantizer", "cachers": "cacher
 def check_environment(spec: SmashSpec, device: str) -> None:
     """Raise `VariantUnavailable` unless this environment's pruna has every algorithm the
     variant names, in the group it is listed under, for `device`."""
-    # Imported here: `flux-playground doctor` imports this module for `import_error`, which
-    # must answer even where the ML stack itself does not import.
-    from app.worker.pipelines import VariantUnavailable
-
     why = import_error()
     if why is not None:
         raise VariantUnavailable(f"smash needs pruna, {why}")
@@ -65,8 +62,6 @@ def smash(pipe: Any, spec: SmashSpec, device: str) -> Any:
     _quiet()
     from pruna import SmashConfig
     from pruna import smash as pruna_smash
-
-    from app.worker.pipelines import VariantUnavailable
 
     try:
         # pruna's configuration: each algorithm switched on, then its hyperparameters.

@@ -1,6 +1,6 @@
 """An offline tiny CLIP: a real transformers `CLIPModel` with small random weights.
 
-The CLIP score (app/quality.py) loads its model with `CLIPModel.from_pretrained` and
+The CLIP score (app/quality/) loads its model with `CLIPModel.from_pretrained` and
 `CLIPProcessor.from_pretrained`, the code path `openai/clip-vit-large-patch14` takes; this
 model lets that path run in the demo and the tests with no network. Its scores mean nothing
 (random weights); they are finite and deterministic, which is what the tests need.

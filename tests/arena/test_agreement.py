@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.arena.agreement import AgreementReport, bootstrap_share, metric_agreement
-from app.arena.leaderboard import leaderboard
+from app.arena.leaderboard_cache import leaderboard
 from app.db import make_engine, session_scope
 from app.models import Generation, GenerationMetric, MetricStatus, Run, Variant
 from tests.arena.test_leaderboard import add_votes

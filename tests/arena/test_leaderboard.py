@@ -16,24 +16,17 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from app.arena.leaderboard import (
-    CATEGORY_ROUNDS,
-    ROUNDS,
-    LeaderboardView,
-    fmt_interval,
-    fmt_rating,
-    leaderboard,
-    run_reference,
-)
-from app.arena.ranking import (
-    VariantRating,
-    count_votes,
-    fit_bradley_terry,
-    online_elo,
-    position_bias,
-    verdict,
-)
+from app.arena.bradley_terry import VariantRating, fit_bradley_terry
+from app.arena.counted_votes import run_reference
+from app.arena.leaderboard_cache import leaderboard
+from app.arena.leaderboard_compute import CATEGORY_ROUNDS, ROUNDS
+from app.arena.leaderboard_view import LeaderboardView
+from app.arena.leaderboard_words import fmt_interval, fmt_rating
+from app.arena.online_elo import online_elo
 from app.arena.reviews import set_rater_flag, set_review
+from app.arena.verdicts import verdict
+from app.arena.vote_counts import count_votes
+from app.arena.win_rates import position_bias
 from app.db import make_engine, session_scope
 from app.models import (
     LeaderboardSnapshot,
@@ -415,19 +408,25 @@ def test_leaderboard_one_computation_per_change_set(
     import threading
     import time
 
-    from app.arena import leaderboard as module
+    from app.arena import leaderboard_cache as module
 
     url, run_id = writable_demo.database_url, writable_demo.run_id
     add_votes(url, run_id, MIXED)
     computed: list[int] = []
-    real = module._compute
+    real = module.compute_view
+    # The refresh after the new vote below waits for this: the viewers meanwhile must get
+    # the last board however slowly this machine runs them.
+    refresh_may_finish = threading.Event()
 
     def slow_compute(session: Session, run: Run, key: module.LeaderboardKey) -> Any:
         computed.append(key.max_vote_id)
-        time.sleep(0.3)  # long enough for every viewer below to arrive meanwhile
+        if len(computed) == 1:
+            time.sleep(0.3)  # the viewers below arrive meanwhile (a late one finds it cached)
+        else:
+            assert refresh_may_finish.wait(30)
         return real(session, run, key)
 
-    monkeypatch.setattr(module, "_compute", slow_compute)
+    monkeypatch.setattr(module, "compute_view", slow_compute)
 
     def view(stale_ok: bool) -> module.LeaderboardView:
         with session_scope(engine) as session:
@@ -448,6 +447,7 @@ def test_leaderboard_one_computation_per_change_set(
     add_votes(url, run_id, [("schnell", "dev", "left")])
     stale = [view(True) for _ in range(5)]
     assert {v.version for v in stale} == {views[0].version}
+    refresh_may_finish.set()
     deadline = time.monotonic() + 30
     while len(computed) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -465,7 +465,7 @@ def test_leaderboard_one_computation_per_change_set(
 def test_leaderboard_caps_anonymous_votes_per_network(
     writable_demo: DemoData, engine: Engine
 ) -> None:
-    from app.arena.leaderboard import ANONYMOUS_VOTES_PER_NETWORK as CAP
+    from app.arena.counted_votes import ANONYMOUS_VOTES_PER_NETWORK as CAP
 
     url, run_id = writable_demo.database_url, writable_demo.run_id
     # One network, fresh raters (cookies) every 25 votes, voting as everyone does (votes
@@ -513,8 +513,8 @@ def test_leaderboard_is_computed_once_per_change_across_processes(
 ) -> None:
     """A view computed by one process is stored for its key; another process (here: this
     one with its in-process caches dropped) reads it instead of computing, until a vote."""
-    import app.arena.leaderboard as module
-    from app.arena.leaderboard import cache_clear
+    import app.arena.leaderboard_cache as module
+    from app.arena.leaderboard_cache import cache_clear
     from app.arena.vote_table import forget_tables
 
     url, run_id = writable_demo.database_url, writable_demo.run_id
@@ -527,7 +527,7 @@ def test_leaderboard_is_computed_once_per_change_across_processes(
         raise AssertionError("computed again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(module, "_compute", no_compute)
+        patch.setattr(module, "compute_view", no_compute)
         again = board(engine, run_id, rounds=50)
     assert again.version == first.version
     assert [r.rating.rating for r in again.rows] == [r.rating.rating for r in first.rows]

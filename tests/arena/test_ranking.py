@@ -6,21 +6,11 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from app.arena.ranking import (
-    PairCounts,
-    Ranking,
-    Vote,
-    _fit_batch,
-    confidence_sequence,
-    count_clusters,
-    count_votes,
-    fit_bradley_terry,
-    online_elo,
-    position_bias,
-    verdict,
-    wilson_interval,
-    win_rates,
-)
+from app.arena.bradley_terry import Ranking, _fit_batch, fit_bradley_terry
+from app.arena.online_elo import online_elo
+from app.arena.verdicts import confidence_sequence, verdict
+from app.arena.vote_counts import PairCounts, Vote, count_clusters, count_votes
+from app.arena.win_rates import position_bias, wilson_interval, win_rates
 
 
 def _simulate(elo: list[float], n_votes: int, rng: np.random.Generator) -> list[Vote]:

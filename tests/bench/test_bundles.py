@@ -1,4 +1,4 @@
-"""Run bundles (app/bench/bundles.py): export a run the real worker made, import it into
+"""Run bundles (app/bench/bundles/): export a run the real worker made, import it into
 real databases and media folders, and refuse every kind of damaged bundle unchanged."""
 
 from __future__ import annotations
@@ -20,23 +20,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Integer, select, update
 
-from app.bench.bundles import (
+from app.bench.bundles import BundleError, export_run, import_bundle
+from app.bench.bundles.format import MANIFEST, manifest_checksum, schema_head
+from app.bench.bundles.importing import rewrite_path
+from app.bench.bundles.tables import (
     EXCLUDED,
     JSON_REFERENCES,
-    MANIFEST,
     MEDIA_COLUMNS,
     NOT_MEDIA,
     ROOT,
-    BundleError,
     bundled_tables,
-    export_run,
-    import_bundle,
-    manifest_checksum,
     owner_key,
     primary_key,
-    rewrite_path,
     row_counts,
-    schema_head,
 )
 from app.config import Settings
 from app.db import make_engine, session_scope
@@ -176,7 +172,8 @@ def table_rows(url: str, run_id: int) -> dict[str, list[str]]:
     """Every bundled table's rows of the run without ids, foreign keys, media paths and ids
     inside JSON, as sorted JSON (times in UTC): equal between source and target, on SQLite
     or PostgreSQL, whatever the ids."""
-    from app.bench.bundles import _encode, _of_run
+    from app.bench.bundles.format import encode
+    from app.bench.bundles.tables import of_run
 
     tables = bundled_tables()
     bundled = {t.name for t in tables}
@@ -186,7 +183,7 @@ def table_rows(url: str, run_id: int) -> dict[str, list[str]]:
         for table in tables:
             skip = {c.name for c in table.columns if c.primary_key or c.foreign_keys}
             skip |= set(MEDIA_COLUMNS.get(table.name, ()))
-            rows = conn.execute(select(table).where(_of_run(table, run_id, bundled)))
+            rows = conn.execute(select(table).where(of_run(table, run_id, bundled)))
             refs = {
                 column: keys
                 for (name, column), keys in JSON_REFERENCES.items()
@@ -197,7 +194,7 @@ def table_rows(url: str, run_id: int) -> dict[str, list[str]]:
                     {
                         k: {i: j for i, j in v.items() if i not in refs[k]}
                         if k in refs
-                        else _encode(v)
+                        else encode(v)
                         for k, v in row.items()
                         if k not in skip
                     },
@@ -597,7 +594,7 @@ def test_bundles_failure_after_commit_takes_the_run_out_again(
             raise OSError(28, "No space left on device", str(target))
         real_replace(source, target)
 
-    monkeypatch.setattr("app.bench.bundles.os.replace", failing_replace)
+    monkeypatch.setattr("app.bench.bundles.importing.os.replace", failing_replace)
     with pytest.raises(OSError, match="No space left"):
         do_import(url, bundle, media)
     assert moves == 5

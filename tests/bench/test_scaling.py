@@ -29,7 +29,7 @@ from app.bench.scaling import (
 from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import Run, SeriesStatus, ShapeSeries, Variant
-from app.worker.runner import enqueue_run
+from app.worker.enqueue import enqueue_run
 from tests.conftest import DemoData
 from tests.hardware_runs import HardwareRuns, hardware_runs
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from app.bench.benchmark import load_benchmark
 from app.bench.prompts import load_prompts
 from app.db import make_engine
-from app.worker.runner import enqueue_run
+from app.worker.enqueue import enqueue_run
 from tests import conftest
 
 from .conftest import LiveServer

@@ -33,7 +33,8 @@ from app.models import (
     Vote,
     VoteOutcome,
 )
-from app.web.arena import MAX_VOTE_BODY_BYTES, RATER_COOKIE, RATER_SALT
+from app.web.arena.rater_cookie import RATER_COOKIE, RATER_SALT
+from app.web.arena.vote_form import MAX_VOTE_BODY_BYTES
 from app.web.main import create_app
 from tests.conftest import DemoData
 
@@ -768,7 +769,7 @@ def test_arena_small_image_is_the_image_scaled_down(
 
     from PIL import Image
 
-    import app.web.arena
+    import app.web.arena.pages
 
     def size(png: bytes) -> tuple[int, int]:
         with Image.open(io.BytesIO(png)) as image:
@@ -781,7 +782,7 @@ def test_arena_small_image_is_the_image_scaled_down(
     small = writable_client.get(f"/arena/images/{shown.token}/left", params={"size": "small"})
     assert small.status_code == 200 and size(small.content) == (64, 64)  # never scaled up
 
-    monkeypatch.setattr(app.web.arena, "SMALL_SIDE", 32)
+    monkeypatch.setattr(app.web.arena.pages, "SMALL_SIDE", 32)
     shown = open_matchup(writable_client, db.run_id)
     url = f"/arena/images/{shown.token}/left"
     img = shown.stage.select_one(".arena-side[data-side=left] img")

@@ -29,7 +29,8 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.arena.leaderboard import LeaderboardView, leaderboard
+from app.arena.leaderboard_cache import leaderboard
+from app.arena.leaderboard_view import LeaderboardView
 from app.config import Settings
 from app.db import make_engine
 from app.models import Rater, Run, Vote

@@ -338,7 +338,7 @@ def test_compression_streams_an_export_chunk_by_chunk(
     client: TestClient, demo_data: DemoData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 36 generations in chunks of 5 rows: 8 chunks, each to leave compressed as it comes.
-    monkeypatch.setattr("app.web.api.CSV_CHUNK_ROWS", 5)
+    monkeypatch.setattr("app.web.api.csv_export.CSV_CHUNK_ROWS", 5)
     path = f"/api/v1/runs/{demo_data.run_id}/export/generations.csv"
     whole = client.get(path, headers={"Accept-Encoding": "identity"}).text
     # In a thread of its own: after the browser tests, Playwright's sync API keeps an event

@@ -432,7 +432,7 @@ def test_dashboard_escapes_names_and_errors(
 def test_dashboard_quality_is_the_arena_rating_once_votes_exist(
     writable_client: TestClient, writable_demo: DemoData
 ) -> None:
-    from app.arena.leaderboard import leaderboard
+    from app.arena.leaderboard_cache import leaderboard
     from tests.arena.test_leaderboard import MIXED, add_votes
 
     add_votes(writable_demo.database_url, writable_demo.run_id, MIXED)

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import make_engine
 from app.models import Generation, Prompt, Variant
-from app.web.gallery import Cell, ImageSize
+from app.web.gallery.cells import Cell
+from app.web.gallery.choices import ImageSize
 from app.web.main import create_app
 from tests.web.conftest import DemoData
 

@@ -20,14 +20,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app import cli
-from app.arena.leaderboard import (
-    LeaderboardView,
-    fmt_interval,
-    fmt_rank,
-    fmt_rating,
-    fmt_verdict,
-    leaderboard,
-)
+from app.arena.leaderboard_cache import leaderboard
+from app.arena.leaderboard_view import LeaderboardView
+from app.arena.leaderboard_words import fmt_interval, fmt_rank, fmt_rating, fmt_verdict
 from app.config import Settings, get_settings
 from app.db import get_engine, make_engine, session_scope
 from app.models import LeaderboardSnapshot, Panel, Run
@@ -415,7 +410,7 @@ def test_leaderboard_recomputed_after_a_vote_without_a_viewer(
     """A vote starts a background computation of the run's board, stored for every process:
     the CLI then reads it instead of computing (issue 11: a vote shows within seconds, and
     `flux-playground leaderboard` answers in under a second on a big database)."""
-    from app.arena.leaderboard import leaderboard_key
+    from app.arena.leaderboard_cache import leaderboard_key
 
     writable_client.get("/arena", params={"run": writable_demo.run_id})
     page = _page(writable_client.get("/arena", params={"run": writable_demo.run_id}))

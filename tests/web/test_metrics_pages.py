@@ -5,6 +5,7 @@ The metrics are computed once (tiny CLIP) into a private copy of the web test ru
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from app.db import make_engine, session_scope
 from app.models import Generation, GenerationMetric, MetricStatus, Variant, utcnow
 from app.quality import METRIC_RANGES, compute_run_metrics, metric_summaries
 from app.web.main import create_app
+from app.worker.tiny_clip import resolve_clip_ref
 from tests.arena.test_leaderboard import MIXED, add_votes
 from tests.conftest import DemoData, first_prompt_id
 
@@ -47,7 +49,7 @@ def metrics_db(
         engine,
         data.run_id,
         media_dir=data.media_dir,
-        models_dir=tiny_models,
+        resolve_clip=functools.partial(resolve_clip_ref, models_dir=tiny_models),
         clip_model="tiny:clip",
     )
     engine.dispose()

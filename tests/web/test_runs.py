@@ -23,7 +23,7 @@ from app.config import Settings
 from app.db import make_engine
 from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant
 from app.web.main import create_app
-from app.worker.runner import enqueue_run
+from app.worker.enqueue import enqueue_run
 from tests.web.conftest import DemoData
 
 POLL = "every 1s"

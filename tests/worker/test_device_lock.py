@@ -27,26 +27,37 @@ def test_device_lock_second_holder_refused_with_the_first_named(tmp_path: Path) 
 
 
 def test_device_lock_waits_for_the_holder(tmp_path: Path) -> None:
+    # The holder keeps the lock until told to let go, and it is told only once the second
+    # lock has said that it waits: no clock in the test, so a loaded machine cannot make
+    # the second lock find the device free (or time out) by chance.
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; "
+            "import sys; from pathlib import Path; "
             "from app.worker.device_lock import DeviceLock\n"
             f"with DeviceLock(Path({str(tmp_path)!r}), 'cpu'):\n"
-            "    print('held', flush=True); time.sleep(1.5)",
+            "    print('held', flush=True); sys.stdin.readline()",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    assert holder.stdin is not None and holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
     messages: list[str] = []
-    start = time.monotonic()
-    with DeviceLock(tmp_path, "cpu", on_wait=messages.append):
-        waited = time.monotonic() - start
-    holder.wait()
-    assert waited > 0.5
-    assert messages and f":{holder.pid}" in messages[0]
+
+    def let_go(message: str) -> None:
+        messages.append(message)
+        assert holder.stdin is not None
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+
+    with DeviceLock(tmp_path, "cpu", on_wait=let_go) as lock:
+        assert lock.key.endswith("/cpu")
+    assert holder.wait(timeout=60) == 0
+    assert len(messages) == 1 and f":{holder.pid}" in messages[0]
+    assert messages[0].endswith("waiting for it")
 
 
 def test_device_lock_gpus_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,29 +18,20 @@ import pytest
 import torch
 
 from app.bench.benchmark import Benchmark, Variant, load_benchmark
-from app.worker.doctor import (
-    FLUX_DOWNLOAD_GB,
-    LORA_GB,
-    TINY_GB,
-    Gpu,
-    Status,
-    TorchFacts,
+from app.worker.doctor.check import Status
+from app.worker.doctor.disk import check_disk_weights, media_gb
+from app.worker.doctor.figures import FLUX_DOWNLOAD_GB, LORA_GB, TINY_GB
+from app.worker.doctor.hub import (
     cached_gb,
-    check_bitsandbytes,
     check_cache,
-    check_disk_weights,
-    check_fp8,
-    check_gpu,
     check_hub_access,
-    check_memory,
-    check_onediff,
     check_token,
-    check_torchao,
-    estimate_memory,
     hub_repos,
-    media_gb,
     to_download,
 )
+from app.worker.doctor.machine import Gpu, TorchFacts, check_fp8, check_gpu
+from app.worker.doctor.memory import check_memory, estimate_memory
+from app.worker.doctor.software import check_bitsandbytes, check_onediff, check_torchao
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "flux-playground"

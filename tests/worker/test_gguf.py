@@ -22,10 +22,13 @@ from app.db import session_scope
 from app.models import Generation
 from app.models import Variant as VariantRow
 from app.quality import ssim, to_tensor
-from app.worker.doctor import Status, check_gguf
-from app.worker.pipelines import VariantUnavailable, generate, load_pipeline
-from app.worker.runner import Worker, enqueue_run
+from app.worker.doctor.check import Status
+from app.worker.doctor.software import check_gguf
+from app.worker.enqueue import enqueue_run
+from app.worker.pipelines import generate, load_pipeline
+from app.worker.runner import Worker
 from app.worker.tiny import TINY_GGUFS
+from app.worker.unavailable import VariantUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 64

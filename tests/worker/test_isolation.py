@@ -19,7 +19,8 @@ from sqlalchemy import Engine, func, select
 from app.bench.prompts import load_prompts
 from app.db import make_engine, session_scope
 from app.models import Generation, Job, JobStatus, Run, RunStatus, Variant, VariantStatus
-from app.worker.runner import Worker, enqueue_run
+from app.worker.enqueue import enqueue_run
+from app.worker.runner import Worker
 from app.worker.tiny import build_wide_model
 from tests.worker.test_runner import CLI, make_config, run_benchmark
 
@@ -111,6 +112,7 @@ def test_isolation_killed_child_fails_only_its_variant(
         assert session.get_one(Run, run_id).status == RunStatus.done
 
 
+@pytest.mark.slow  # a cold torch.compile
 def test_isolation_global_torch_state_does_not_cross_variants(
     engine: Engine, tmp_path: Path, tiny_models: Path
 ) -> None:
@@ -178,13 +180,24 @@ quantize = "int8_weight_only"
     variants = _variants(engine)
     full, int8 = variants["wide"], variants["wide-int8"]
     assert full.status == int8.status == VariantStatus.done
-    assert full.peak_mem_gb and full.load_peak_gb and int8.peak_mem_gb and int8.load_peak_gb
-    # Loading dominates the quantized variant: its load peak holds the float32 weights.
-    # (measured here: 0.95 GB loading, 0.71 GB generating)
-    assert int8.load_peak_gb - int8.peak_mem_gb > 0.1
-    # ...and generating with int8 weights takes less than with float32 ones (0.71 vs 0.75 GB;
-    # process RSS also counts libraries, and torchao's are the int8 variant's alone).
-    assert full.peak_mem_gb > int8.peak_mem_gb
+    # The saving quantization claims, in bytes the code controls: int8 weights (plus their
+    # scales) instead of float32 ones, the rest of the pipeline untouched.
+    full_bytes, int8_bytes = full.environment["weights_bytes"], int8.environment["weights_bytes"]
+    assert int8_bytes["transformer"] < 0.4 * full_bytes["transformer"]
+    assert {k: v for k, v in int8_bytes.items() if k != "transformer"} == {
+        k: v for k, v in full_bytes.items() if k != "transformer"
+    }
+    # Both memory figures are recorded, from the child's own peak RSS, and hold what was
+    # resident for certain: while loading, the float32 transformer (the int8 variant loads
+    # it before quantizing); while generating, the variant's own weights. No ordering
+    # between two processes' RSS is asserted: on a tiny model the int8 saving (a few MB at
+    # steady state) is below the RSS that torchao's imports add and than process noise.
+    for variant in (full, int8):
+        assert variant.peak_mem_kind == "process_peak_rss"
+        assert variant.load_peak_gb is not None and variant.peak_mem_gb is not None
+        assert variant.load_peak_gb * 1e9 > full_bytes["transformer"]
+        weights = sum(variant.environment["weights_bytes"].values())
+        assert variant.peak_mem_gb * 1e9 > weights
 
 
 def test_isolation_killed_worker_takes_its_child_with_it(

@@ -23,7 +23,6 @@ from torchao.quantization import Int8Tensor
 from app.bench.benchmark import CompileSpec, Variant
 from app.worker import pipelines
 from app.worker.pipelines import (
-    VariantUnavailable,
     check_environment,
     generate,
     generate_batch,
@@ -32,6 +31,7 @@ from app.worker.pipelines import (
     parameter_bytes,
 )
 from app.worker.tiny import build_wide_model
+from app.worker.unavailable import VariantUnavailable
 from tests.worker.test_pipelines import _variant
 
 SIZE = 64

@@ -15,12 +15,12 @@ from torchao.quantization import Int8Tensor
 
 from app.bench.benchmark import CacheSpec, CompileSpec, LoraSpec, Variant
 from app.worker.pipelines import (
-    VariantUnavailable,
     check_environment,
     generate,
     load_pipeline,
     set_cpu_threads,
 )
+from app.worker.unavailable import VariantUnavailable
 
 SIZE = 64
 

@@ -25,9 +25,12 @@ from app.bench.benchmark import SmashSpec, Variant, load_benchmark
 from app.bench.prompts import load_prompts
 from app.db import session_scope
 from app.models import Variant as VariantRow
-from app.worker.doctor import Status, check_pruna
-from app.worker.pipelines import VariantUnavailable, check_environment
-from app.worker.runner import Worker, enqueue_run
+from app.worker.doctor.check import Status
+from app.worker.doctor.software import check_pruna
+from app.worker.enqueue import enqueue_run
+from app.worker.pipelines import check_environment
+from app.worker.runner import Worker
+from app.worker.unavailable import VariantUnavailable
 
 HINT = "make .venv-pruna"
 ROOT = Path(__file__).resolve().parents[2]

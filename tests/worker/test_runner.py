@@ -29,7 +29,9 @@ from app.models import (
     VariantStatus,
     utcnow,
 )
-from app.worker.runner import Worker, enqueue_run, reclaim_stale_jobs
+from app.worker.claims import reclaim_stale_jobs
+from app.worker.enqueue import enqueue_run
+from app.worker.runner import Worker
 
 CLI = Path(sys.executable).parent / "flux-playground"
 

@@ -42,7 +42,7 @@ def test_tiny_clip_resolves_refs(tiny_models: Path) -> None:
 def test_tiny_clip_gives_a_finite_clip_score(tiny_models: Path) -> None:
     from app.quality import ClipScorer, load_clip
 
-    scorer = load_clip("tiny:clip", tiny_models)
+    scorer = load_clip("tiny:clip", resolve_clip_ref("tiny:clip", tiny_models))
     assert isinstance(scorer, ClipScorer), scorer
     images = [Image.new("RGB", (64, 64), color) for color in ("red", "blue")]
     long_prompt = "a photo of a cat " * 40  # past the 77-token context: truncated
