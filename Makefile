@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # The worker extra pulls torch==2.13.0: the CPU wheel on this kind of machine, CUDA on a GPU one.
 EXTRAS ?= worker
 
-.PHONY: demo test lint format bench serve lock clean e2e-deps .venv-pruna
+.PHONY: demo test test-fast lint format bench serve lock clean e2e-deps .venv-pruna
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,11 +57,19 @@ $(PRUNA_VENV)/.stamp-pruna: pyproject.toml
 demo: $(VENV)/.stamp-$(EXTRAS)
 	$(BIN)/flux-playground demo
 
+# Test processes: one per core. Tests sharing the session's browser, or its PostgreSQL server,
+# run on one of them (xdist groups, tests/conftest.py); each is pinned to a core of its own.
+TEST_WORKERS ?= auto
+
 ## test: install the dev dependencies (and Debian's chromium and postgresql servers for the
-## browser and PostgreSQL tests), run every test
+## browser and PostgreSQL tests), run every test (what CI runs)
 test: $(VENV)/.stamp-dev
 	scripts/ensure-test-servers.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+## test-fast: the inner loop: no browser, no PostgreSQL, no cold torch.compile
+test-fast: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not postgres and not slow"
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
