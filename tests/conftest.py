@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.web.main import create_app
+from tests.built_once import built_once
 
 # The default paths never touch the network; make any accidental Hub access fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,6 +41,12 @@ def pytest_configure(config: pytest.Config) -> None:
     cores = sorted(os.sched_getaffinity(0))
     if worker.startswith("gw") and len(cores) > 1:
         os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+    if worker:
+        # xdist starts its workers with COLUMNS=80 and LINES=24, and a Rich console made at
+        # import then keeps 80 columns for good: the CLI tests that set COLUMNS for one
+        # invocation (a CliRunner is no terminal) would read wrapped tables.
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
 
 
 def uses_postgres(item: pytest.Item) -> bool:
@@ -53,6 +61,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Markers for `make test-fast` (-m "not e2e and not postgres and not slow"), and xdist
     # groups so that the tests sharing a session's browser, or its PostgreSQL server and the
     # run made on it, start them once, on one worker.
+    # The longest tests first (each starts child processes, or compiles): xdist hands out
+    # the groups (the most tests first) and then single tests in this order, so the long
+    # ones do not end up as one worker's tail while the other waits.
+    items.sort(
+        key=lambda item: (
+            0 if item.path.parent.name == "worker" or item.get_closest_marker("slow") else 1
+        )
+    )
     for item in items:
         if item.path.parent.name == "e2e":
             item.add_marker(pytest.mark.e2e)
@@ -82,15 +98,24 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny offline FLUX pipelines, built once per test session."""
-    import torch
+    """The tiny offline FLUX pipelines, built once per test run (tests/built_once.py)."""
 
-    from app.worker.tiny import build_tiny_models
+    def build(folder: Path) -> Path:
+        import torch
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    models = tmp_path_factory.mktemp("models")
-    build_tiny_models(models)
-    return models
+        from app.worker.tiny import build_tiny_models
+
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        build_tiny_models(folder / "models")
+        return folder / "models"
+
+    return built_once(
+        tmp_path_factory,
+        "tiny-models",
+        build,
+        lambda path: {"path": str(path)},
+        lambda data: Path(data["path"]),
+    )
 
 
 # --- a real benchmark run for the pages, the API and the arena ---------------------------
@@ -161,6 +186,13 @@ class DemoData:
     media_dir: Path
     run_id: int
 
+    def encode(self) -> dict[str, Any]:
+        return {"url": self.database_url, "media": str(self.media_dir), "run": self.run_id}
+
+    @staticmethod
+    def decode(data: dict[str, Any]) -> DemoData:
+        return DemoData(data["url"], Path(data["media"]), data["run"])
+
 
 def build_demo_run(
     database_url: str,
@@ -200,8 +232,11 @@ def build_demo_run(
 def demo_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> DemoData:
     """4 variants (dev, dev-turbo with dev as reference, schnell, and schnell-fp8 which fails
     on a CPU) × 6 prompts (one with HTML in it) × 2 seeds, 64×64."""
-    root = tmp_path_factory.mktemp("webdata")
-    return build_demo_run(f"sqlite:///{root / 'web.db'}", root, tiny_models)
+
+    def build(root: Path) -> DemoData:
+        return build_demo_run(f"sqlite:///{root / 'web.db'}", root, tiny_models)
+
+    return built_once(tmp_path_factory, "webdata", build, DemoData.encode, DemoData.decode)
 
 
 # --- a run with two sizes and two batch sizes (issue 12) ---------------------------------
@@ -247,16 +282,18 @@ def sized_data(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> D
     a test that needs one marks it so in a copy."""
     from app.worker.pipelines import FAKE_OOM_ENV
 
-    root = tmp_path_factory.mktemp("sizeddata")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(FAKE_OOM_ENV, SIZED_OOM_AT)
-        return build_demo_run(
-            f"sqlite:///{root / 'sized.db'}",
-            root,
-            tiny_models,
-            config=SIZED_CONFIG,
-            prompts=SIZED_PROMPTS,
-        )
+    def build(root: Path) -> DemoData:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(FAKE_OOM_ENV, SIZED_OOM_AT)
+            return build_demo_run(
+                f"sqlite:///{root / 'sized.db'}",
+                root,
+                tiny_models,
+                config=SIZED_CONFIG,
+                prompts=SIZED_PROMPTS,
+            )
+
+    return built_once(tmp_path_factory, "sizeddata", build, DemoData.encode, DemoData.decode)
 
 
 # --- PostgreSQL: a throwaway server (tests/postgres_server.py) -----------------------------

@@ -15,10 +15,12 @@ Ids in creation order: other_steps < small < big, so `big` is the latest run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.built_once import built_once
 
 PROMPTS = """prompt\tcategory\tchallenge
 a red bicycle leaning on a wall\tVehicles\tBasic
@@ -66,10 +68,17 @@ _BUILT: dict[Path, HardwareRuns] = {}
 
 
 def hardware_runs(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> HardwareRuns:
-    """The runs, built on the first call of the test session (every module shares them)."""
+    """The runs, built on the first call of the test run (every module and every xdist
+    worker shares them: tests/built_once.py)."""
     base = tmp_path_factory.getbasetemp()
     if base not in _BUILT:
-        _BUILT[base] = _build(tmp_path_factory.mktemp("hardware-runs"), tiny_models)
+        _BUILT[base] = built_once(
+            tmp_path_factory,
+            "hardware-runs",
+            lambda root: _build(root, tiny_models),
+            lambda runs: {**asdict(runs), "media_dir": str(runs.media_dir)},
+            lambda data: HardwareRuns(**{**data, "media_dir": Path(data["media_dir"])}),
+        )
     return _BUILT[base]
 
 

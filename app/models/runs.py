@@ -171,6 +171,8 @@ class Job(Base):
             "variant_id", "prompt_id", "seed", "width", "height", name="uq_jobs_image"
         ),
         Index("ix_jobs_variant_status", "variant_id", "status"),
+        # The gallery: every variant's job of a page of prompts at one seed and size.
+        Index("ix_jobs_prompt_image", "prompt_id", "seed", "width", "height"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
