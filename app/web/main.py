@@ -4,6 +4,7 @@ imports torch (DESIGN.md: the worker and the web talk only through the DB and me
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -70,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.writes = WriteQueue(engine, refusals=(ArenaError,))
     app.state.leaderboards = Refresher(engine, settings.leaderboard_refresh_s)
     app.state.arena_cache = ArenaCache()
+    # Which pair a rater sees next: unpredictable (a rater who could foresee the draw could
+    # choose when to vote). A test replays one fixed draw with a seeded random.Random here.
+    app.state.matchup_rng = random.SystemRandom()
     # Limits counted in memory, each process its share: with `serve --workers N` a network
     # gets the limit in all, not N times it (a client whose connections all reach one
     # process gets that process's share: stricter, never looser).

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import random
 from functools import partial
 from typing import Annotated, Literal
 
@@ -90,7 +89,7 @@ async def arena(
         request, cache.pair_counts, run_id, partial(cache.tally_pairs, run_id=run_id)
     )
     try:
-        pick = choose_matchup(catalog, pair_counts, random.SystemRandom())
+        pick = choose_matchup(catalog, pair_counts, request.app.state.matchup_rng)
     except ArenaError as exc:
         return stage_message(
             request, exc.status_code, exc.reason, run=shown, title="Nothing to compare yet"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from app.media import THUMB_MAX_SIDE
 from app.models import Generation, Job, JobStatus, Prompt, Run, Variant
@@ -83,6 +83,20 @@ def _media_url(path: str, sha256: str) -> str:
     return f"/media/{path}?v={sha256[:12]}"
 
 
+# What a gallery cell reads of its image (Cell's URLs and width, the template's caption).
+THUMBNAIL_COLUMNS = (
+    Generation.id,
+    Generation.prompt_id,
+    Generation.variant_id,
+    Generation.image_path,
+    Generation.thumb_path,
+    Generation.image_sha256,
+    Generation.width,
+    Generation.height,
+    Generation.latency_s,
+)
+
+
 def run_variants(session: Session, run: Run) -> list[Variant]:
     return list(
         session.scalars(select(Variant).where(Variant.run_id == run.id).order_by(Variant.position))
@@ -106,22 +120,23 @@ def load_cells(
     size: ImageSize,
     *,
     not_made: str | None = None,
+    thumbnails_only: bool = False,
 ) -> dict[int, list[Cell]]:
     """prompt id -> one cell per variant, in variant order, at this seed and size.
-    `not_made`: why these prompts have no images at this size (a cell without a job says it)."""
+    `not_made`: why these prompts have no images at this size (a cell without a job says it).
+    `thumbnails_only`: load what a thumbnail shows and no more (the gallery's hundreds of
+    cells: no JSON settings or timestamps decoded per image); any other column raises."""
     if not prompt_ids:
         return {}
-    generations = {
-        (g.prompt_id, g.variant_id): g
-        for g in session.scalars(
-            select(Generation).where(
-                Generation.prompt_id.in_(prompt_ids),
-                Generation.seed == seed,
-                Generation.width == size.width,
-                Generation.height == size.height,
-            )
-        )
-    }
+    query = select(Generation).where(
+        Generation.prompt_id.in_(prompt_ids),
+        Generation.seed == seed,
+        Generation.width == size.width,
+        Generation.height == size.height,
+    )
+    if thumbnails_only:
+        query = query.options(load_only(*THUMBNAIL_COLUMNS, raiseload=True))
+    generations = {(g.prompt_id, g.variant_id): g for g in session.scalars(query)}
     jobs = {
         (prompt_id, variant_id): (status.value, error)
         for prompt_id, variant_id, status, error in session.execute(

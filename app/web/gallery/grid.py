@@ -114,7 +114,9 @@ def gallery(
             query.order_by(Prompt.position).limit(per_page).offset((page - 1) * per_page)
         )
     )
-    cells = load_cells(session, variants, [p.id for p in prompts], chosen_seed, chosen_size)
+    cells = load_cells(
+        session, variants, [p.id for p in prompts], chosen_seed, chosen_size, thumbnails_only=True
+    )
     # Links carry the seed only when one was asked for, the size only when it is not the
     # main one; the defaults keep URLs short.
     rows = [
