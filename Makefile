@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # The worker extra pulls torch==2.13.0: the CPU wheel on this kind of machine, CUDA on a GPU one.
 EXTRAS ?= worker
 
-.PHONY: demo test test-fast lint format bench serve lock clean e2e-deps .venv-pruna
+.PHONY: demo test test-fast a11y lint format bench serve lock clean e2e-deps .venv-pruna
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ test: $(VENV)/.stamp-dev
 ## test-fast: the inner loop: no browser, no PostgreSQL, no cold torch.compile
 test-fast: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not postgres and not slow"
+
+## a11y: axe-core on every page of the demo's own database (run `make demo` first)
+a11y: $(VENV)/.stamp-dev
+	scripts/ensure-test-servers.sh
+	$(BIN)/python scripts/axe_pages.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
