@@ -1,7 +1,9 @@
 """Load and validate prompt sets: UTF-8 TSV files with a header line.
 
-Required columns `prompt`, `category`, `challenge` and optional `note`, in any order and any
-case. Blank lines and lines starting with `#` are skipped. Fields are split on tabs only,
+Required columns `prompt`, `category`, `challenge` and optional `note` and `spec`, in any
+order and any case. `spec` is a shapes-world scene as canonical JSON (app/training/shapes.py),
+kept as its text and checked at load; empty for a prompt with nothing an oracle can check.
+Blank lines and lines starting with `#` are skipped. Fields are split on tabs only,
 never unquoted, because prompts quote freely (`a sign that says "OPEN"`). Every problem
 raises `InputFileError` with the file and line.
 """
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import InputFileError
+from app.training.shapes import spec_from_json
 
 REQUIRED_COLUMNS = ("prompt", "category", "challenge")
-OPTIONAL_COLUMNS = ("note",)
+OPTIONAL_COLUMNS = ("note", "spec")
 MAX_PROMPT_CHARS = 1000
 
 
@@ -25,6 +28,7 @@ class PromptRow:
     challenge: str
     note: str = ""
     line: int = 0  # 1-based line in the file, for messages
+    spec: str = ""  # the scene's JSON, for the adherence oracle (app/quality/adherence.py)
 
 
 def load_prompts(path: Path | str, *, limit: int | None = None) -> list[PromptRow]:
@@ -56,6 +60,7 @@ def load_prompts(path: Path | str, *, limit: int | None = None) -> list[PromptRo
             challenge=fields[header["challenge"]].strip(),
             note=fields[header["note"]].strip() if "note" in header else "",
             line=number,
+            spec=fields[header["spec"]].strip() if "spec" in header else "",
         )
         if not row.text:
             raise InputFileError(path, "empty prompt", line=number)
@@ -69,6 +74,11 @@ def load_prompts(path: Path | str, *, limit: int | None = None) -> list[PromptRo
             raise InputFileError(
                 path, f"duplicate prompt, first on line {first_seen[row.text]}", line=number
             )
+        if row.spec:
+            try:
+                spec_from_json(row.spec)
+            except ValueError as err:
+                raise InputFileError(path, f"bad spec: {err}", line=number) from None
         first_seen[row.text] = number
         rows.append(row)
 

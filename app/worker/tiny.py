@@ -307,11 +307,11 @@ def _t5_encoder(tokenizer: T5Tokenizer, d_model: int = T5_D_MODEL) -> T5EncoderM
     return T5EncoderModel(config)
 
 
-def _clip_tokenizer() -> CLIPTokenizer:
+def _clip_tokenizer(words: list[str] = WORDS) -> CLIPTokenizer:
     """Byte-level BPE laid out like CLIP's: bytes, bytes + `</w>`, merges, then specials."""
     alphabet = _bytes_to_unicode()
     vocab = [*alphabet, *(c + "</w>" for c in alphabet)]
-    merges = _learn_bpe_merges(WORDS, alphabet, num_merges=300)
+    merges = _learn_bpe_merges(words, alphabet, num_merges=300)
     vocab += ["".join(pair) for pair in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     return CLIPTokenizer(
@@ -321,14 +321,14 @@ def _clip_tokenizer() -> CLIPTokenizer:
     )
 
 
-def _t5_tokenizer() -> T5Tokenizer:
+def _t5_tokenizer(words: list[str] = WORDS) -> T5Tokenizer:
     """A Unigram vocabulary laid out like T5's: pad, eos, unk, then pieces by score."""
     chars = sorted(
-        {c for word in WORDS for c in word} | set("abcdefghijklmnopqrstuvwxyz0123456789")
+        {c for word in words for c in word} | set("abcdefghijklmnopqrstuvwxyz0123456789")
     )
     chars += [c.upper() for c in chars if c.isalpha()]
     pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    pieces += [("▁" + word, -5.0) for word in WORDS]
+    pieces += [("▁" + word, -5.0) for word in words]
     pieces += [("▁", -8.0)] + [(c, -10.0) for c in chars]
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=T5_MAX_LENGTH)
 

@@ -210,3 +210,50 @@ def test_load_prompts_duplicate_prompt(tmp_path: Path) -> None:
 def test_load_prompts_no_rows(tmp_path: Path) -> None:
     path = tmp_path / "p.tsv"
     _assert_error(_error(path, HEADER + "# rows to come\n"), path, None, "no prompt rows")
+
+
+# The optional spec column (shapes-world prompts, judged by app/quality/adherence.py)
+
+SPEC = (
+    '{"background":"white","groups":[{"colour":"red","count":1,"shape":"circle","size":"any"}],'
+    '"relation":null}'
+)
+
+
+def test_load_prompts_spec_column_kept_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "p.tsv"
+    path.write_text(
+        "prompt\tcategory\tchallenge\tSpec\n"
+        f"a red circle on a white background\tcolour\tColour\t{SPEC}\n"
+        "a cat\tAnimals\tBasic\t\n",
+        encoding="utf-8",
+    )
+    first, second = load_prompts(path)
+    assert first == PromptRow(
+        "a red circle on a white background", "colour", "Colour", line=2, spec=SPEC
+    )
+    assert second.spec == ""  # an empty cell: a prompt with nothing to check
+
+
+def test_load_prompts_without_spec_column_has_empty_spec(tmp_path: Path) -> None:
+    path = tmp_path / "p.tsv"
+    path.write_text(HEADER + "a cat\tAnimals\tBasic\n")
+    assert load_prompts(path)[0].spec == ""
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        (SPEC.replace("red", "beige"), "bad spec: group 0: unknown colour 'beige'"),
+        (SPEC.replace('"count":1', '"count":5'), "bad spec: group 0: count must be an integer"),
+        ("{not json", "bad spec: spec is not JSON"),
+    ],
+)
+def test_load_prompts_bad_spec(tmp_path: Path, spec: str, reason: str) -> None:
+    path = tmp_path / "p.tsv"
+    content = (
+        "prompt\tcategory\tchallenge\tspec\n"
+        f"a red circle on a white background\tcolour\tColour\t{SPEC}\n"
+        f"another\tcolour\tColour\t{spec}\n"
+    )
+    _assert_error(_error(path, content), path, 3, reason)

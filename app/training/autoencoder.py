@@ -1,0 +1,85 @@
+"""Stage 1: the tiny `AutoencoderKL` on rendered scenes, and the latents the transformer
+trains on.
+
+Reconstruction (mean squared error on [-1, 1] pixels) plus a small KL term, as FLUX's VAE:
+the KL keeps the latent space smooth enough to denoise in. After training, `normalize` sets
+the VAE's `shift_factor` and `scaling_factor` from the latents' own mean and spread, as
+FLUX's 0.1159 and 0.3611 are: the pipeline decodes `latents / scaling + shift`, so the
+transformer learns and samples latents of zero mean and unit variance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from PIL import Image
+
+from app.training.loop import Stage
+from app.training.shapes import SceneSpec, prompt_of, render, sample_training_spec
+
+KL_WEIGHT = 1e-3  # per latent value, against the per-pixel reconstruction error
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """RGB images to a (B, 3, H, W) batch in [-1, 1], the VAE's input range."""
+    array = np.stack([np.asarray(image, dtype=np.float32) for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def to_images(batch: torch.Tensor) -> list[Image.Image]:
+    array = ((batch.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return [Image.fromarray(a.numpy()) for a in array]
+
+
+def scenes(
+    seed: int, step: int, count: int, size: int
+) -> tuple[list[SceneSpec], list[Image.Image]]:
+    """`count` training scenes, drawn from (seed, step) alone."""
+    rng = np.random.default_rng([seed, step])
+    specs = [sample_training_spec(rng) for _ in range(count)]
+    images = [render(spec, size, seed=int(rng.integers(2**31))) for spec in specs]
+    return specs, images
+
+
+def autoencoder_stage(
+    vae: AutoencoderKL, *, steps: int, batch: int, size: int, seed: int, lr: float = 2e-3
+) -> Stage:
+    def loss(step: int, generator: torch.Generator) -> torch.Tensor:
+        _, images = scenes(seed, step, batch, size)
+        pixels = to_tensor(images)
+        posterior = vae.encode(pixels).latent_dist  # type: ignore[union-attr]
+        latents = posterior.sample(generator)
+        reconstruction = vae.decode(latents).sample  # type: ignore[union-attr]
+        kl = posterior.kl().mean() / latents[0].numel()
+        return torch.nn.functional.mse_loss(reconstruction, pixels) + KL_WEIGHT * kl
+
+    return Stage("autoencoder", {"vae": vae}, loss, steps=steps, lr=lr, seed=seed, warmup=50)
+
+
+@torch.no_grad()
+def raw_latents(vae: AutoencoderKL, images: list[Image.Image], chunk: int = 64) -> torch.Tensor:
+    """The posterior means of `images`, before the shift and scale."""
+    out = [
+        vae.encode(to_tensor(images[i : i + chunk])).latent_dist.mode()  # type: ignore[union-attr]
+        for i in range(0, len(images), chunk)
+    ]
+    return torch.cat(out)
+
+
+def normalize(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
+    """Set the VAE's shift and scale from these raw latents; return them normalized."""
+    shift = float(latents.mean())
+    scaling = float(1.0 / latents.std())
+    vae.register_to_config(shift_factor=shift, scaling_factor=scaling)
+    return (latents - shift) * scaling
+
+
+def dataset(
+    vae: AutoencoderKL, *, count: int, size: int, seed: int
+) -> tuple[torch.Tensor, list[str]]:
+    """`count` training scenes as normalized latents, with their prompts. Drawn from a seed
+    the autoencoder's batches never use (its steps are 0..steps-1 of `seed`)."""
+    specs, images = scenes(seed + 1, 0, count, size)
+    latents = normalize(vae, raw_latents(vae, images))
+    return latents, [prompt_of(spec) for spec in specs]

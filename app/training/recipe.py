@@ -1,0 +1,140 @@
+"""The whole training of the shapes models, stage by stage, resumable: `train_all` is what
+`flux-playground train-tiny` runs.
+
+1. the autoencoder on rendered scenes (app/training/autoencoder.py);
+2. a dataset: training scenes as normalized latents, with their prompts tokenized;
+3. the dev-like transformer (guidance embedding, FLUX.1 [dev]'s scheduler) with the text
+   encoders (app/training/denoiser.py);
+4. the schnell-like few-step transformer and the turbo LoRA (app/training/few_step.py);
+5. the pipelines written as `FluxPipeline` folders with their manifest.
+
+Every stage's checkpoint is under `work_dir`: run the command again after a kill and it goes
+on from the last checkpoint. Seeds and the torch thread count are fixed (`Recipe`), so two
+runs on one machine give the same weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.training import autoencoder, denoiser, export, manifest, parts
+from app.training.flow import sigma_shift, tokenize
+from app.training.loop import Progress, Stage, train
+
+StageProgress = Callable[[str, int], Progress]  # (stage name, total steps) -> callback
+
+
+@dataclass(frozen=True)
+class Recipe:
+    seed: int = 0
+    threads: int = 2
+    size: int = parts.TRAIN_SIZE
+    autoencoder_steps: int = 1500
+    autoencoder_batch: int = 16
+    dataset: int = 12_000
+    dev_steps: int = 3000
+    dev_batch: int = 48
+
+    def short(self) -> Recipe:
+        """A schedule of a minute or two, for the test that checks the loss falls."""
+        return Recipe(
+            seed=self.seed,
+            threads=self.threads,
+            size=64,
+            autoencoder_steps=60,
+            autoencoder_batch=8,
+            dataset=256,
+            dev_steps=60,
+            dev_batch=16,
+        )
+
+
+@dataclass
+class Trained:
+    stages: list[Stage]
+    out: Path
+    seconds: float
+
+
+def train_all(
+    recipe: Recipe,
+    out: Path,
+    work_dir: Path,
+    *,
+    command: str,
+    repository: Path,
+    progress: StageProgress | None = None,
+) -> Trained:
+    torch.set_num_threads(recipe.threads)
+    started = time.perf_counter()
+    clip_tokenizer, t5_tokenizer = parts.tokenizers()
+    vae = parts.autoencoder(recipe.seed)
+
+    def run(stage: Stage) -> Stage:
+        callback = progress(stage.name, stage.steps) if progress else None
+        return train(stage, work_dir, callback)
+
+    stage_vae = run(
+        autoencoder.autoencoder_stage(
+            vae,
+            steps=recipe.autoencoder_steps,
+            batch=recipe.autoencoder_batch,
+            size=recipe.size,
+            seed=recipe.seed,
+        )
+    )
+    latents, prompts = autoencoder.dataset(
+        vae, count=recipe.dataset, size=recipe.size, seed=recipe.seed
+    )
+    tokens = tokenize(prompts, clip_tokenizer, t5_tokenizer, parts.TEXT_TOKENS)
+
+    clip, t5 = parts.text_encoders(clip_tokenizer, t5_tokenizer, recipe.seed)
+    dev = parts.transformer(guidance_embeds=True, seed=recipe.seed)
+    image_tokens = latents.shape[-1] * latents.shape[-2] // 4
+    stage_dev = run(
+        denoiser.denoiser_stage(
+            "dev",
+            dev,
+            clip,
+            t5,
+            tokens,
+            latents,
+            steps=recipe.dev_steps,
+            batch=recipe.dev_batch,
+            seed=recipe.seed + 2,
+            shift=sigma_shift(export.scheduler_config(True), image_tokens),
+        )
+    )
+    pipe = export.assemble(dev, vae, clip, clip_tokenizer, t5, t5_tokenizer)
+    export.save(pipe, out / "dev")
+    seconds = time.perf_counter() - started
+    stages = [stage_vae, stage_dev]
+    manifest.write(out, _record(recipe, stages, seconds, command, repository))
+    return Trained(stages, out, seconds)
+
+
+def _record(
+    recipe: Recipe, stages: list[Stage], seconds: float, command: str, repository: Path
+) -> dict[str, Any]:
+    return {
+        "command": command,
+        "code_commit": manifest.code_commit(repository),
+        "recipe": asdict(recipe),
+        "training_seconds": round(seconds, 1),
+        "machine": manifest.machine(),
+        "stages": {
+            stage.name: {
+                "steps": stage.steps,
+                "seconds": round(stage.seconds, 1),
+                "first_loss": round(stage.losses[0], 5),
+                "last_loss_mean_of_50": round(sum(stage.losses[-50:]) / len(stage.losses[-50:]), 5),
+            }
+            for stage in stages
+        },
+    }
