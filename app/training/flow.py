@@ -93,13 +93,11 @@ def velocity(
 ) -> torch.Tensor:
     """The transformer's prediction on packed noisy latents, called as the pipeline calls it."""
     b, _, h, w = noisy.shape
-    guidance_input = (
-        torch.full((b,), guidance, dtype=torch.float32)
-        if transformer.config.guidance_embeds
-        else None
-    )
-    if guidance is None and transformer.config.guidance_embeds:
-        raise ValueError("this transformer has a guidance embedding: pass a guidance value")
+    guidance_input = None
+    if transformer.config.guidance_embeds:
+        if guidance is None:
+            raise ValueError("this transformer has a guidance embedding: pass a guidance value")
+        guidance_input = torch.full((b,), guidance, dtype=torch.float32)
     out: torch.Tensor = transformer(
         hidden_states=pack(noisy),
         timestep=sigmas,

@@ -12,15 +12,13 @@ FLUX attends to the padding too, so a model sees at inference the length it was 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.transformers.transformer_flux import FluxTransformer2DModel
-from transformers import CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5Tokenizer
+from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokenizer
 
 from app.training.shapes import vocabulary
-from app.worker.tiny import _clip_tokenizer, _t5_tokenizer, clip_text_config
+from app.worker.tiny import _clip_tokenizer, _t5_encoder, _t5_tokenizer, clip_text_config
 
 TRAIN_SIZE = 128
 TEXT_TOKENS = 32
@@ -49,20 +47,8 @@ def text_encoders(
     clip = CLIPTextModel(
         clip_text_config(clip_tokenizer, hidden_size=TEXT_WIDTH, projection_dim=TEXT_WIDTH)
     )
-    t5 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(t5_tokenizer),
-            d_model=TEXT_WIDTH,
-            d_kv=TEXT_WIDTH // 4,
-            d_ff=2 * TEXT_WIDTH,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=16,
-            feed_forward_proj="gated-gelu",  # T5 v1.1, as FLUX's t5-v1_1-xxl
-            pad_token_id=t5_tokenizer.pad_token_id,
-            eos_token_id=t5_tokenizer.eos_token_id,
-        )
-    )
+    # 16 position buckets where the random models have 8: word order matters here.
+    t5 = _t5_encoder(t5_tokenizer, TEXT_WIDTH, buckets=16, seed=seed + 1)
     return clip, t5
 
 
@@ -102,16 +88,3 @@ def autoencoder(seed: int) -> AutoencoderKL:
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
-
-
-def parameter_count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def summary(parts: dict[str, Any]) -> dict[str, int]:
-    """Parameters per part, for the manifest."""
-    return {
-        name: parameter_count(part)
-        for name, part in parts.items()
-        if isinstance(part, torch.nn.Module)
-    }

@@ -290,8 +290,10 @@ def _clip_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
     return CLIPTextModel(config)
 
 
-def _t5_encoder(tokenizer: T5Tokenizer, d_model: int = T5_D_MODEL) -> T5EncoderModel:
-    torch.manual_seed(SEED)
+def _t5_encoder(
+    tokenizer: T5Tokenizer, d_model: int = T5_D_MODEL, *, buckets: int = 8, seed: int = SEED
+) -> T5EncoderModel:
+    torch.manual_seed(seed)
     config = T5Config(
         vocab_size=len(tokenizer),
         d_model=d_model,
@@ -299,7 +301,7 @@ def _t5_encoder(tokenizer: T5Tokenizer, d_model: int = T5_D_MODEL) -> T5EncoderM
         d_ff=2 * d_model,
         num_layers=2,
         num_heads=4,
-        relative_attention_num_buckets=8,
+        relative_attention_num_buckets=buckets,
         feed_forward_proj="gated-gelu",  # T5 v1.1, as FLUX's t5-v1_1-xxl
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
