@@ -57,6 +57,19 @@ def uses_postgres(item: pytest.Item) -> bool:
     return "postgres" in getattr(item, "fixturenames", ()) or "postgresql" in params
 
 
+def _group(item: pytest.Item, name: str) -> None:
+    """Send `item` to its group's worker. xdist 3.8's loadgroup puts the group in the test's
+    id by setting `item._nodeid`, which pytest 9 no longer reads (ids live in `item._id`):
+    its groups are silently ignored, and every group was spread over both workers (each
+    started its own PostgreSQL server and browser, and made its own PostgreSQL run). So the
+    id is set here, as xdist means to (checked by test_postgres_tests_run_on_one_xdist_worker)."""
+    from _pytest.nodeid import coerce_node_id
+
+    item.add_marker(pytest.mark.xdist_group(name))
+    if getattr(item.config.option, "loadgroup", False) and "@" not in item.nodeid:
+        item._id = coerce_node_id(f"{item.nodeid}@{name}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Markers for `make test-fast` (-m "not e2e and not postgres and not slow"), and xdist
     # groups so that the tests sharing a session's browser, or its PostgreSQL server and the
@@ -72,10 +85,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.parent.name == "e2e":
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("browser"))
+            _group(item, "browser")
         elif uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
-            item.add_marker(pytest.mark.xdist_group("postgres"))
+            _group(item, "postgres")
 
 
 @pytest.fixture

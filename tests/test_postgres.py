@@ -20,6 +20,15 @@ from tests.conftest import DemoData
 from tests.postgres_server import new_database
 
 
+def test_postgres_tests_run_on_one_xdist_worker(
+    request: pytest.FixtureRequest, postgres: Path
+) -> None:
+    # Under `make test` (xdist, --dist loadgroup) every PostgreSQL test carries its group in
+    # its id, which is what sends them all to one worker and its one server (conftest._group).
+    if getattr(request.config.option, "loadgroup", False):
+        assert request.node.nodeid.endswith("@postgres"), request.node.nodeid
+
+
 def test_postgres_migrations_match_the_models(postgres_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext

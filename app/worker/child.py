@@ -139,6 +139,7 @@ def serve(task: VariantTask, conn: Connection) -> None:
         "dtype": spec.dtype,
         "process": f"{os.uname().nodename}:{os.getpid()}",
         "process_startup_s": round(startup_s, 3),
+        "process_start": _STARTED,
         "transformer_parameters": sum(p.numel() for p in pipe.transformer.parameters()),
         # What each component's weights take, quantized ones at their stored size: the
         # saving a quantization claims, exact where process RSS (the CPU's peak figure) is
@@ -323,13 +324,15 @@ def compare_with_batch_one(
     )
 
 
-def main(argv: list[str]) -> int:
-    fd, parent_pid = int(argv[1]), int(argv[2])
-    die_with_parent(parent_pid)
+# How this process began: a fresh interpreter (`python -m app.worker.child`), or a fork of
+# the preloaded server (app/worker/preloaded.py), which `forked_main` records.
+_STARTED = "interpreter"
+
+
+def _run(conn: Connection) -> int:
     import faulthandler
 
     faulthandler.enable()  # a segfault's traceback goes to stderr, which the parent keeps
-    conn = Connection(fd)
     task: VariantTask = conn.recv()
     try:
         serve(task, conn)
@@ -342,8 +345,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    code = main(sys.argv)
+def _exit(code: int) -> None:
     # Everything the parent needs was sent and every image renamed into place: skip the
     # interpreter's teardown of torch, the pipeline and the Inductor pool (about 1 s per
     # variant on a 2-core CPU, which the parent waits for). The compile workers of a
@@ -351,3 +353,27 @@ if __name__ == "__main__":
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def main(argv: list[str]) -> int:
+    fd, parent_pid = int(argv[1]), int(argv[2])
+    die_with_parent(parent_pid)
+    return _run(Connection(fd))
+
+
+def forked_main(conn: Connection, stderr: Connection, env: dict[str, str]) -> None:
+    """A child forked from the preloaded server: its stderr is the parent's pipe, its
+    environment the one the parent chose (not the server's), and it dies with the server,
+    which exits with the worker."""
+    global _STARTED
+    _STARTED = "fork of a preloaded server"
+    os.dup2(stderr.fileno(), 2)
+    stderr.close()
+    os.environ.clear()
+    os.environ.update(env)
+    die_with_parent(os.getppid())
+    _exit(_run(conn))
+
+
+if __name__ == "__main__":
+    _exit(main(sys.argv))

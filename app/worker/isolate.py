@@ -1,7 +1,8 @@
 """One child process per variant: the parent's handle on it, and the messages they exchange.
 
-Every variant loads, compiles, warms up, is timed and generates in a fresh process
-(`python -m app.worker.child`), so no CUDA memory, dynamo cache, Inductor setting, allocator
+Every variant loads, compiles, warms up, is timed and generates in a fresh process (a new
+`python -m app.worker.child`, or on the CPU a fork of a server that has only imported the
+libraries: app/worker/preloaded.py), so no CUDA memory, dynamo cache, Inductor setting, allocator
 state or peak-memory counter of one variant survives into the next one's figures
 (DESIGN.md, rule 9). The parent keeps the database and the claims; the child keeps the
 pipeline. They speak over a pipe:
@@ -35,8 +36,9 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
+from app.worker import preloaded
 from app.worker.images import StoredImage
 
 # How long the parent waits for a child to exit after telling it to, before killing it.
@@ -185,12 +187,22 @@ class ChildDied(RuntimeError):
     """The child exited without answering; `str(err)` says how."""
 
 
+class ChildProcess(Protocol):
+    """What the parent uses of a child: `subprocess.Popen`, or preloaded.ForkedChild."""
+
+    @property
+    def pid(self) -> int: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+
+
 @dataclass
 class VariantProcess:
     """The parent's handle: start with `VariantProcess.start(task)`, use as a context manager
     (leaving it stops the child, killing it if it does not exit), talk with send/receive."""
 
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     conn: Connection
     _stderr_tail: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=20)
@@ -199,19 +211,34 @@ class VariantProcess:
 
     @classmethod
     def start(cls, task: VariantTask, *, env: dict[str, str] | None = None) -> VariantProcess:
+        """A fresh interpreter, or on the CPU a fork of the preloaded server (preloaded.py)."""
         parent_end, child_end = Pipe(duplex=True)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.worker.child", str(child_end.fileno()), str(os.getpid())],
-            env=env,
-            pass_fds=(child_end.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        child_end.close()
+        process: ChildProcess
+        try:
+            if preloaded.use_fork(task.device):
+                process, stderr = preloaded.start(
+                    child_end, dict(os.environ if env is None else env)
+                )
+            else:
+                popen = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "app.worker.child",
+                        str(child_end.fileno()),
+                        str(os.getpid()),
+                    ],
+                    env=env,
+                    pass_fds=(child_end.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                assert popen.stderr is not None
+                process, stderr = popen, popen.stderr
+        finally:
+            child_end.close()
         handle = cls(process, parent_end)
-        handle._reader = threading.Thread(
-            target=handle._pump_stderr, args=(process.stderr,), daemon=True
-        )
+        handle._reader = threading.Thread(target=handle._pump_stderr, args=(stderr,), daemon=True)
         handle._reader.start()
         handle.conn.send(task)
         return handle

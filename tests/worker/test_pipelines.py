@@ -279,18 +279,8 @@ def test_all_eager_optimizations_together(
     assert isinstance(pipe.transformer.transformer_blocks[0].attn.to_qkv.weight, Int8Tensor)
 
 
-@pytest.mark.slow
-def test_compile_torch_matches_eager(
-    tiny_models: Path, plain_dev: tuple[Variant, np.ndarray]
-) -> None:
-    _, eager = plain_dev
-    variant = _variant(compile=CompileSpec(backend="torch"))
-    pipe = _load(variant, tiny_models)
-
-    compiled = _image(pipe, variant)
-
-    assert pipe.transformer._compiled_call_impl is not None
-    assert np.abs(compiled - eager).max() <= 2
+# torch.compile matching eager: through the worker, with its one cold compile, in
+# tests/worker/test_isolation.py::test_isolation_global_torch_state_does_not_cross_variants.
 
 
 def test_load_pipeline_onediff_unavailable(tiny_models: Path) -> None:
