@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import bundles, demo, doctor, jobs, leaderboard, metrics, prepare, serve
+from app.cli import bundles, demo, doctor, jobs, leaderboard, metrics, prepare, serve, train
 from app.cli.common import fail
 from app.config import get_settings
 
@@ -37,6 +37,7 @@ def _check_settings() -> None:
 
 app.command()(prepare.init)
 app.command("build-tiny")(prepare.build_tiny)
+app.command("train-tiny")(train.train_tiny)
 app.command()(jobs.run)
 app.command()(jobs.worker)
 app.command()(jobs.runs)

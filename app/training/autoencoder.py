@@ -48,9 +48,9 @@ def autoencoder_stage(
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
         _, images = scenes(seed, step, batch, size)
         pixels = to_tensor(images)
-        posterior = vae.encode(pixels).latent_dist  # type: ignore[union-attr]
+        posterior = vae.encode(pixels).latent_dist
         latents = posterior.sample(generator)
-        reconstruction = vae.decode(latents).sample  # type: ignore[union-attr]
+        reconstruction = vae.decode(latents).sample
         kl = posterior.kl().mean() / latents[0].numel()
         return torch.nn.functional.mse_loss(reconstruction, pixels) + KL_WEIGHT * kl
 
@@ -61,7 +61,7 @@ def autoencoder_stage(
 def raw_latents(vae: AutoencoderKL, images: list[Image.Image], chunk: int = 64) -> torch.Tensor:
     """The posterior means of `images`, before the shift and scale."""
     out = [
-        vae.encode(to_tensor(images[i : i + chunk])).latent_dist.mode()  # type: ignore[union-attr]
+        vae.encode(to_tensor(images[i : i + chunk])).latent_dist.mode()
         for i in range(0, len(images), chunk)
     ]
     return torch.cat(out)

@@ -39,7 +39,7 @@ def denoiser_stage(
     shift: float,
     lr: float = 1e-3,
 ) -> Stage:
-    guidance = GUIDANCE if transformer.config.guidance_embeds else None
+    guidance = GUIDANCE if transformer.config["guidance_embeds"] else None
 
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(len(latents), (batch,), generator=generator)

@@ -53,14 +53,21 @@ def generate(
             max_sequence_length=TEXT_TOKENS,
             generator=generator,
         )
-        images += out.images  # type: ignore[union-attr]
+        images += out.images
     return images
 
 
 def evaluate(
-    pipe: FluxPipeline, specs: list[SceneSpec], *, steps: int, seed: int = 0, size: int = TRAIN_SIZE
+    pipe: FluxPipeline,
+    specs: list[SceneSpec],
+    *,
+    steps: int,
+    seed: int = 0,
+    size: int = TRAIN_SIZE,
+    guidance: float = 3.5,
 ) -> Evaluation:
-    images = generate(pipe, [prompt_of(s) for s in specs], steps=steps, seed=seed, size=size)
+    prompts = [prompt_of(s) for s in specs]
+    images = generate(pipe, prompts, steps=steps, seed=seed, size=size, guidance=guidance)
     verdicts = [judge(image, spec) for image, spec in zip(images, specs, strict=True)]
     by_category: dict[str, list[bool]] = defaultdict(list)
     for spec, verdict in zip(specs, verdicts, strict=True):

@@ -14,6 +14,7 @@ from diffusers.schedulers.scheduling_flow_match_euler_discrete import (
 )
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokenizer
 
+from app.worker import tiny
 from app.worker.tiny import DEV_SCHEDULER, SCHNELL_SCHEDULER
 
 
@@ -33,7 +34,7 @@ def assemble(
 ) -> FluxPipeline:
     return FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(
-            **scheduler_config(transformer.config.guidance_embeds)
+            **scheduler_config(transformer.config["guidance_embeds"])
         ),
         vae=vae,
         text_encoder=clip,
@@ -47,3 +48,11 @@ def assemble(
 def save(pipe: FluxPipeline, out: Path) -> Path:
     pipe.save_pretrained(out)
     return out
+
+
+def save_lora(transformer: FluxTransformer2DModel, out: Path) -> Path:
+    """The turbo adapter alone (app/worker/tiny.py's layout, diffusers' and the published
+    Turbo LoRAs'), with its rank and alpha in the metadata."""
+    from app.training.few_step import LORA_ALPHA, LORA_RANK, LORA_TARGETS
+
+    return tiny.save_lora(transformer, out, rank=LORA_RANK, alpha=LORA_ALPHA, targets=LORA_TARGETS)

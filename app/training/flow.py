@@ -36,7 +36,7 @@ def tokenize(
         out = tokenizer(
             prompts, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
         )
-        return out.input_ids  # type: ignore[no-any-return]
+        return out.input_ids
 
     return TokenIds(ids(clip, CLIP_MAX_LENGTH), ids(t5, max_sequence_length))
 
@@ -94,7 +94,7 @@ def velocity(
     """The transformer's prediction on packed noisy latents, called as the pipeline calls it."""
     b, _, h, w = noisy.shape
     guidance_input = None
-    if transformer.config.guidance_embeds:
+    if transformer.config["guidance_embeds"]:
         if guidance is None:
             raise ValueError("this transformer has a guidance embedding: pass a guidance value")
         guidance_input = torch.full((b,), guidance, dtype=torch.float32)

@@ -71,7 +71,7 @@ def train(stage: Stage, checkpoint_dir: Path, progress: Progress | None = None) 
         generator = torch.Generator().manual_seed(stage.seed * 1_000_003 + step)
         loss = stage.loss(step, generator)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, stage.clip_grad)
         optimizer.step()
         stage.losses.append(float(loss))

@@ -48,7 +48,10 @@ def text_encoders(
         clip_text_config(clip_tokenizer, hidden_size=TEXT_WIDTH, projection_dim=TEXT_WIDTH)
     )
     # 16 position buckets where the random models have 8: word order matters here.
-    t5 = _t5_encoder(t5_tokenizer, TEXT_WIDTH, buckets=16, seed=seed + 1)
+    # No dropout (T5's default is 0.1, in its layers and its attention): it draws from torch's
+    # global generator, so a resumed run would not repeat an uninterrupted one; a two-layer
+    # encoder of a ~40-word vocabulary does not need it.
+    t5 = _t5_encoder(t5_tokenizer, TEXT_WIDTH, buckets=16, seed=seed + 1, dropout_rate=0.0)
     return clip, t5
 
 

@@ -5,7 +5,8 @@
 2. a dataset: training scenes as normalized latents, with their prompts tokenized;
 3. the dev-like transformer (guidance embedding, FLUX.1 [dev]'s scheduler) with the text
    encoders (app/training/denoiser.py);
-4. the schnell-like few-step transformer and the turbo LoRA (app/training/few_step.py);
+4. the teacher's pairs, then the schnell-like transformer and the turbo LoRA learnt from
+   them by reflow (app/training/few_step.py);
 5. the pipelines written as `FluxPipeline` folders with their manifest.
 
 Every stage's checkpoint is under `work_dir`: run the command again after a kill and it goes
@@ -15,6 +16,7 @@ runs on one machine give the same weights.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,7 +25,7 @@ from typing import Any
 
 import torch
 
-from app.training import autoencoder, denoiser, export, manifest, parts
+from app.training import autoencoder, denoiser, export, few_step, manifest, parts
 from app.training.flow import sigma_shift, tokenize
 from app.training.loop import Progress, Stage, train
 
@@ -40,9 +42,15 @@ class Recipe:
     dataset: int = 12_000
     dev_steps: int = 3000
     dev_batch: int = 48
+    pairs: int = 2048  # the teacher's (noise, image) pairs the few-step students learn from
+    schnell_steps: int = 800
+    turbo_steps: int = 600
+    few_step_batch: int = 32
+    checkpoint_every: int = 200
 
     def short(self) -> Recipe:
-        """A schedule of a minute or two, for the test that checks the loss falls."""
+        """A schedule of a minute or two, for the test that checks the code runs end to end
+        and the losses fall (not quality)."""
         return Recipe(
             seed=self.seed,
             threads=self.threads,
@@ -52,6 +60,11 @@ class Recipe:
             dataset=256,
             dev_steps=60,
             dev_batch=16,
+            pairs=64,
+            schnell_steps=30,
+            turbo_steps=30,
+            few_step_batch=8,
+            checkpoint_every=20,
         )
 
 
@@ -60,6 +73,19 @@ class Trained:
     stages: list[Stage]
     out: Path
     seconds: float
+
+
+def _cached(path: Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`make()` once; a resumed run reads it back (it is deterministic, but minutes long)."""
+    if path.exists():
+        loaded: dict[str, Any] = torch.load(path, weights_only=False)
+        return loaded
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(value, partial)
+    partial.replace(path)
+    return value
 
 
 def train_all(
@@ -77,6 +103,7 @@ def train_all(
     vae = parts.autoencoder(recipe.seed)
 
     def run(stage: Stage) -> Stage:
+        stage.checkpoint_every = recipe.checkpoint_every
         callback = progress(stage.name, stage.steps) if progress else None
         return train(stage, work_dir, callback)
 
@@ -89,14 +116,24 @@ def train_all(
             seed=recipe.seed,
         )
     )
-    latents, prompts = autoencoder.dataset(
-        vae, count=recipe.dataset, size=recipe.size, seed=recipe.seed
+
+    def make_dataset() -> dict[str, Any]:
+        latents, prompts = autoencoder.dataset(
+            vae, count=recipe.dataset, size=recipe.size, seed=recipe.seed
+        )
+        return {"latents": latents, "prompts": prompts, "vae": dict(vae.config)}
+
+    data = _cached(work_dir / "dataset.pt", make_dataset)
+    latents = data["latents"]
+    vae.register_to_config(
+        shift_factor=data["vae"]["shift_factor"], scaling_factor=data["vae"]["scaling_factor"]
     )
-    tokens = tokenize(prompts, clip_tokenizer, t5_tokenizer, parts.TEXT_TOKENS)
+    tokens = tokenize(data["prompts"], clip_tokenizer, t5_tokenizer, parts.TEXT_TOKENS)
 
     clip, t5 = parts.text_encoders(clip_tokenizer, t5_tokenizer, recipe.seed)
     dev = parts.transformer(guidance_embeds=True, seed=recipe.seed)
     image_tokens = latents.shape[-1] * latents.shape[-2] // 4
+    dev_shift = sigma_shift(export.scheduler_config(True), image_tokens)
     stage_dev = run(
         denoiser.denoiser_stage(
             "dev",
@@ -108,13 +145,65 @@ def train_all(
             steps=recipe.dev_steps,
             batch=recipe.dev_batch,
             seed=recipe.seed + 2,
-            shift=sigma_shift(export.scheduler_config(True), image_tokens),
+            shift=dev_shift,
         )
     )
-    pipe = export.assemble(dev, vae, clip, clip_tokenizer, t5, t5_tokenizer)
-    export.save(pipe, out / "dev")
+
+    def make_pairs() -> dict[str, Any]:
+        pairs = few_step.teacher_pairs(
+            dev,
+            clip,
+            t5,
+            tokens,
+            count=recipe.pairs,
+            latent_shape=tuple(latents.shape[1:]),
+            shift=dev_shift,
+            guidance=denoiser.GUIDANCE,
+            seed=recipe.seed + 3,
+        )
+        return {"pairs": pairs}
+
+    pairs: few_step.Pairs = _cached(work_dir / "pairs.pt", make_pairs)["pairs"]
+    schnell = few_step.schnell_student(dev, recipe.seed + 4)
+    stage_schnell = run(
+        few_step.reflow_stage(
+            "schnell",
+            schnell,
+            clip,
+            t5,
+            pairs,
+            sigma_grid=few_step.schnell_grid(),
+            guidance=None,
+            steps=recipe.schnell_steps,
+            batch=recipe.few_step_batch,
+            seed=recipe.seed + 5,
+            lr=5e-4,
+        )
+    )
+    turbo = copy.deepcopy(dev)
+    few_step.add_turbo_adapter(turbo, recipe.seed + 6)
+    stage_turbo = run(
+        few_step.reflow_stage(
+            "turbo-lora",
+            turbo,
+            clip,
+            t5,
+            pairs,
+            sigma_grid=few_step.turbo_grid(dev_shift),
+            guidance=denoiser.GUIDANCE,
+            steps=recipe.turbo_steps,
+            batch=recipe.few_step_batch,
+            seed=recipe.seed + 7,
+            lr=1e-3,
+        )
+    )
+    export.save(export.assemble(dev, vae, clip, clip_tokenizer, t5, t5_tokenizer), out / "dev")
+    export.save(
+        export.assemble(schnell, vae, clip, clip_tokenizer, t5, t5_tokenizer), out / "schnell"
+    )
+    export.save_lora(turbo, out / "turbo-lora")
     seconds = time.perf_counter() - started
-    stages = [stage_vae, stage_dev]
+    stages = [stage_vae, stage_dev, stage_schnell, stage_turbo]
     manifest.write(out, _record(recipe, stages, seconds, command, repository))
     return Trained(stages, out, seconds)
 

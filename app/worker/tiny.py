@@ -196,9 +196,15 @@ def _write_turbo_lora(out: Path) -> None:
     )
     torch.manual_seed(SEED + 1)
     transformer.add_adapter(config)
+    save_lora(transformer, out, rank=LORA_RANK, alpha=LORA_ALPHA, targets=LORA_TARGETS)
+
+
+def save_lora(transformer: Any, out: Path, *, rank: int, alpha: int, targets: list[str]) -> Path:
+    """A transformer's adapter alone, in the layout diffusers' `load_lora_weights` reads (and
+    the published Turbo LoRAs use), byte-identical for identical weights."""
     # Only what loading needs, and target_modules sorted: peft keeps them in a set, which
     # would be written in hash order and break byte-identical builds.
-    metadata = {"r": LORA_RANK, "lora_alpha": LORA_ALPHA, "target_modules": sorted(LORA_TARGETS)}
+    metadata = {"r": rank, "lora_alpha": alpha, "target_modules": sorted(targets)}
     FluxPipeline.save_lora_weights(
         out,
         transformer_lora_layers=get_peft_model_state_dict(transformer),
@@ -206,6 +212,7 @@ def _write_turbo_lora(out: Path) -> None:
         transformer_lora_adapter_metadata=metadata,
     )
     _sort_safetensors_header(out / LORA_WEIGHT_NAME)
+    return out / LORA_WEIGHT_NAME
 
 
 def _sort_safetensors_header(path: Path) -> None:
@@ -291,7 +298,12 @@ def _clip_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
 
 
 def _t5_encoder(
-    tokenizer: T5Tokenizer, d_model: int = T5_D_MODEL, *, buckets: int = 8, seed: int = SEED
+    tokenizer: T5Tokenizer,
+    d_model: int = T5_D_MODEL,
+    *,
+    buckets: int = 8,
+    seed: int = SEED,
+    dropout_rate: float = 0.1,  # T5Config's default, which the random models keep
 ) -> T5EncoderModel:
     torch.manual_seed(seed)
     config = T5Config(
@@ -302,6 +314,7 @@ def _t5_encoder(
         num_layers=2,
         num_heads=4,
         relative_attention_num_buckets=buckets,
+        dropout_rate=dropout_rate,
         feed_forward_proj="gated-gelu",  # T5 v1.1, as FLUX's t5-v1_1-xxl
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
