@@ -30,22 +30,14 @@ from transformers import CLIPTextModel, T5EncoderModel
 
 from app.training.flow import TokenIds, encode, pack, velocity
 from app.training.loop import Stage
+from app.worker import tiny
 
 TEACHER_STEPS = 16
 SCHNELL_STEP_COUNTS = (1, 2, 4, 8)
 TURBO_STEP_COUNTS = (4, 8)
 LORA_RANK = 8
 LORA_ALPHA = 8
-LORA_TARGETS = [
-    "to_q",
-    "to_k",
-    "to_v",
-    "to_out.0",
-    "add_q_proj",
-    "add_k_proj",
-    "add_v_proj",
-    "to_add_out",
-]
+LORA_TARGETS = tiny.LORA_TARGETS  # FLUX.1-Turbo-Alpha's: every block's attention projections
 
 
 @dataclass(frozen=True)

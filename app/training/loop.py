@@ -87,11 +87,16 @@ def train(stage: Stage, checkpoint_dir: Path, progress: Progress | None = None) 
     return stage
 
 
-def _save(path: Path, stage: Stage, optimizer: torch.optim.Optimizer, step: int) -> None:
-    """Written to a temporary name, then renamed: a kill mid-write leaves the last one."""
+def save_atomically(value: object, path: Path) -> None:
+    """torch.save to a temporary name, then a rename: a kill mid-write leaves the last one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    torch.save(
+    torch.save(value, partial)
+    partial.replace(path)
+
+
+def _save(path: Path, stage: Stage, optimizer: torch.optim.Optimizer, step: int) -> None:
+    save_atomically(
         {
             "modules": {name: module.state_dict() for name, module in stage.modules.items()},
             "optimizer": optimizer.state_dict(),
@@ -99,6 +104,5 @@ def _save(path: Path, stage: Stage, optimizer: torch.optim.Optimizer, step: int)
             "losses": stage.losses,
             "seconds": stage.seconds,
         },
-        partial,
+        path,
     )
-    partial.replace(path)

@@ -27,7 +27,7 @@ import torch
 
 from app.training import autoencoder, denoiser, export, few_step, manifest, parts
 from app.training.flow import sigma_shift, tokenize
-from app.training.loop import Progress, Stage, train
+from app.training.loop import Progress, Stage, save_atomically, train
 
 StageProgress = Callable[[str, int], Progress]  # (stage name, total steps) -> callback
 
@@ -81,10 +81,7 @@ def _cached(path: Path, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         loaded: dict[str, Any] = torch.load(path, weights_only=False)
         return loaded
     value = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(value, partial)
-    partial.replace(path)
+    save_atomically(value, path)
     return value
 
 
