@@ -65,11 +65,16 @@ TEST_WORKERS ?= auto
 ## browser and PostgreSQL tests), run every test (what CI runs)
 test: $(VENV)/.stamp-dev
 	scripts/ensure-test-servers.sh
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not training"
+
+## test-training: retrain the shapes models on a schedule of seconds: every stage runs, its
+## loss falls, a killed run resumes to the same weights (CI runs it after `make test`)
+test-training: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest -m training tests/training
 
 ## test-fast: the inner loop: no browser, no PostgreSQL, no cold torch.compile
 test-fast: $(VENV)/.stamp-dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not postgres and not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not postgres and not slow and not training"
 
 ## a11y: axe-core on every page of the demo's own database (run `make demo` first)
 a11y: $(VENV)/.stamp-dev

@@ -74,7 +74,7 @@ def train(stage: Stage, checkpoint_dir: Path, progress: Progress | None = None) 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, stage.clip_grad)
         optimizer.step()
-        stage.losses.append(float(loss))
+        stage.losses.append(float(loss.detach()))
         done = step + 1
         if done % stage.checkpoint_every == 0 or done == stage.steps:
             stage.seconds += time.perf_counter() - clock

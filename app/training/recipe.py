@@ -37,14 +37,18 @@ class Recipe:
     seed: int = 0
     threads: int = 2
     size: int = parts.TRAIN_SIZE
-    autoencoder_steps: int = 1500
-    autoencoder_batch: int = 16
-    dataset: int = 12_000
-    dev_steps: int = 3000
-    dev_batch: int = 48
-    pairs: int = 2048  # the teacher's (noise, image) pairs the few-step students learn from
-    schnell_steps: int = 800
-    turbo_steps: int = 600
+    # Sized to the 30-minute budget on a 2-core CPU from measured step times
+    # (benchmarks/train_step_time.py, docs/benchmarks.md): the autoencoder ~0.9 s a step at
+    # batch 12, the transformer ~0.30 s at batch 32. The dev-like reference gets most of it:
+    # its adherence comes first, the few-step students learn from it.
+    autoencoder_steps: int = 450
+    autoencoder_batch: int = 12
+    dataset: int = 8000
+    dev_steps: int = 2400
+    dev_batch: int = 32
+    pairs: int = 1024  # the teacher's (noise, image) pairs the few-step students learn from
+    schnell_steps: int = 500
+    turbo_steps: int = 400
     few_step_batch: int = 32
     checkpoint_every: int = 200
 
