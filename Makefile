@@ -62,7 +62,8 @@ demo: $(VENV)/.stamp-$(EXTRAS)
 TEST_WORKERS ?= auto
 
 ## test: install the dev dependencies (and Debian's chromium and postgresql servers for the
-## browser and PostgreSQL tests), run every test (what CI runs)
+## browser and PostgreSQL tests), run every test but the retraining ones (CI runs this,
+## then test-training)
 test: $(VENV)/.stamp-dev
 	scripts/ensure-test-servers.sh
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not training"

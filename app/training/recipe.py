@@ -37,10 +37,11 @@ class Recipe:
     seed: int = 0
     threads: int = 2
     size: int = parts.TRAIN_SIZE
-    # Sized to the 30-minute budget on a 2-core CPU from measured step times
-    # (benchmarks/train_step_time.py, docs/benchmarks.md): the autoencoder ~0.9 s a step at
-    # batch 12, the transformer ~0.30 s at batch 32. The dev-like reference gets most of it:
-    # its adherence comes first, the few-step students learn from it.
+    # Sized to the 30-minute budget on a 2-core CPU (docs/benchmarks.md, "Shapes training"):
+    # the full run took 29.2 min, the autoencoder 0.72 s a step at batch 12, the dev-like
+    # transformer 0.40 s at batch 32 (0.30 s when benchmarks/train_step_time.py times it
+    # alone). The dev-like reference gets most of it: its adherence comes first, the
+    # few-step students learn from it.
     autoencoder_steps: int = 450
     autoencoder_batch: int = 12
     dataset: int = 8000

@@ -6,7 +6,8 @@ Marked `training`: `make test-training` runs these, `make test` does not (issue 
 the retraining test outside it); CI runs both.
 
 Quality is not judged here: the committed weights' adherence is (tests/training/
-test_weights.py and docs/benchmarks.md), on a schedule this test cannot afford.
+draft_test_weights.py, to become test_weights.py with the weights; docs/benchmarks.md), on a
+schedule this test cannot afford.
 """
 
 from __future__ import annotations
