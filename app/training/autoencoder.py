@@ -19,6 +19,21 @@ from app.training.loop import Stage
 from app.training.shapes import SceneSpec, prompt_of, render, sample_training_spec
 
 KL_WEIGHT = 1e-3  # per latent value, against the per-pixel reconstruction error
+# Objects cover a few percent of a scene: a plain mean error is met by a good background and
+# grey blobs (150 steps gave 5% of held-out scenes right after a round trip, colours lost).
+# Pixels away from the background colour weigh this much more.
+FOREGROUND_WEIGHT = 6.0
+
+
+def reconstruction_error(reconstruction: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error with the objects' pixels weighted up; the background colour is
+    the border's median, as the renderer fills the canvas with one colour."""
+    border = torch.cat([pixels[..., 0, :], pixels[..., -1, :]], dim=-1)
+    background = border.median(dim=-1).values[..., None, None]
+    foreground = ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    weight = 1.0 + (FOREGROUND_WEIGHT - 1.0) * foreground
+    error = (reconstruction - pixels).abs() + (reconstruction - pixels) ** 2
+    return (weight * error).sum() / (weight.sum() * pixels.shape[1])
 
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
@@ -52,7 +67,7 @@ def autoencoder_stage(
         latents = posterior.sample(generator)
         reconstruction = vae.decode(latents).sample
         kl = posterior.kl().mean() / latents[0].numel()
-        return torch.nn.functional.mse_loss(reconstruction, pixels) + KL_WEIGHT * kl
+        return reconstruction_error(reconstruction, pixels) + KL_WEIGHT * kl
 
     return Stage("autoencoder", {"vae": vae}, loss, steps=steps, lr=lr, seed=seed, warmup=50)
 
