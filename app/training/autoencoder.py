@@ -26,13 +26,15 @@ FOREGROUND_WEIGHT = 6.0
 
 
 def reconstruction_error(reconstruction: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error with the objects' pixels weighted up; the background colour is
-    the border's median, as the renderer fills the canvas with one colour."""
+    """Absolute plus squared error, averaged with the objects' pixels weighted up (the L1
+    term keeps a gradient on small colour errors the square flattens). The background colour
+    is the top and bottom rows' median: the renderer fills the canvas with one colour."""
     border = torch.cat([pixels[..., 0, :], pixels[..., -1, :]], dim=-1)
     background = border.median(dim=-1).values[..., None, None]
     foreground = ((pixels - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
     weight = 1.0 + (FOREGROUND_WEIGHT - 1.0) * foreground
-    error = (reconstruction - pixels).abs() + (reconstruction - pixels) ** 2
+    difference = reconstruction - pixels
+    error = difference.abs() + difference**2
     return (weight * error).sum() / (weight.sum() * pixels.shape[1])
 
 
