@@ -1,8 +1,12 @@
 """Stage 1: the tiny `AutoencoderKL` on rendered scenes, and the latents the transformer
 trains on.
 
-Reconstruction (mean squared error on [-1, 1] pixels) plus a small KL term, as FLUX's VAE:
-the KL keeps the latent space smooth enough to denoise in. After training, `normalize` sets
+Reconstruction (L1 + L2 on [-1, 1] pixels, the objects weighted up) plus a small KL term, as
+FLUX's VAE: the KL keeps the latent space smooth enough to denoise in. It trains on random
+crops of half the scene's side: the network is convolutional, the objects keep their size in
+pixels, and a crop costs a quarter of a scene, so the same minutes see four times the images
+(the round trip's colours and edges need them: docs/benchmarks.md, "Shapes autoencoder round
+trip"). After training, `normalize` sets
 the VAE's `shift_factor` and `scaling_factor` from the latents' own mean and spread, as
 FLUX's 0.1159 and 0.3611 are: the pipeline decodes `latents / scaling + shift`, so the
 transformer learns and samples latents of zero mean and unit variance.
@@ -18,7 +22,9 @@ from PIL import Image
 from app.training.loop import Stage
 from app.training.shapes import SceneSpec, prompt_of, render, sample_training_spec
 
-KL_WEIGHT = 1e-3  # per latent value, against the per-pixel reconstruction error
+# Per latent value, against the per-pixel reconstruction error. 1e-3 kept the posterior noisy
+# enough to blur small shapes; Stable Diffusion's VAE, per element, is weaker still (~1e-7).
+KL_WEIGHT = 1e-5
 # Objects cover a few percent of a scene: a plain mean error is met by a good background and
 # grey blobs (150 steps gave 5% of held-out scenes right after a round trip, colours lost).
 # Pixels away from the background colour weigh this much more.
@@ -59,12 +65,20 @@ def scenes(
     return specs, images
 
 
+def random_crops(pixels: torch.Tensor, side: int, generator: torch.Generator) -> torch.Tensor:
+    """One `side` x `side` window of each image, at a place drawn from `generator`."""
+    room = pixels.shape[-1] - side + 1
+    corners = torch.randint(room, (len(pixels), 2), generator=generator).tolist()
+    windows = zip(pixels, corners, strict=True)
+    return torch.stack([p[:, y : y + side, x : x + side] for p, (y, x) in windows])
+
+
 def autoencoder_stage(
     vae: AutoencoderKL, *, steps: int, batch: int, size: int, seed: int, lr: float = 2e-3
 ) -> Stage:
     def loss(step: int, generator: torch.Generator) -> torch.Tensor:
         _, images = scenes(seed, step, batch, size)
-        pixels = to_tensor(images)
+        pixels = random_crops(to_tensor(images), size // 2, generator)
         posterior = vae.encode(pixels).latent_dist
         latents = posterior.sample(generator)
         reconstruction = vae.decode(latents).sample

@@ -72,7 +72,9 @@ def transformer(guidance_embeds: bool, seed: int) -> FluxTransformer2DModel:
 
 
 def autoencoder(seed: int) -> AutoencoderKL:
-    """Four levels (scale factor 8) of narrow convolutions. `scaling_factor` and
+    """Four levels (scale factor 8) of narrow convolutions, 32 wide: with 16 at the full-size
+    level the decoder gave back two hues of six (red or cyan) however long it trained, and 32
+    gave back all six in 300 steps (docs/benchmarks.md). `scaling_factor` and
     `shift_factor` are placeholders here: training sets them from the latents' statistics,
     as FLUX's are (0.3611, 0.1159), so the transformer sees latents of unit variance."""
     torch.manual_seed(seed)
@@ -81,7 +83,7 @@ def autoencoder(seed: int) -> AutoencoderKL:
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(16, 32, 32, 32),
+        block_out_channels=(32, 32, 32, 32),
         layers_per_block=1,
         latent_channels=16,
         norm_num_groups=8,

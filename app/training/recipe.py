@@ -38,18 +38,20 @@ class Recipe:
     threads: int = 2
     size: int = parts.TRAIN_SIZE
     # Sized to the 30-minute budget on a 2-core CPU (docs/benchmarks.md, "Shapes training"):
-    # the full run took 29.2 min, the autoencoder 0.72 s a step at batch 12, the dev-like
-    # transformer 0.40 s at batch 32 (0.30 s when benchmarks/train_step_time.py times it
-    # alone). The dev-like reference gets most of it: its adherence comes first, the
-    # few-step students learn from it.
-    autoencoder_steps: int = 450
+    # the first full run took 29.2 min with the autoencoder at 324 s, the dev-like
+    # transformer 0.40 s a step at batch 32 (0.30 s when benchmarks/train_step_time.py times
+    # it alone). The autoencoder now trains on 64x64 crops, 0.28 s a step at batch 12
+    # (benchmarks/autoencoder_roundtrip.py: 1,200 steps in 339 s, 92% of held-out scenes
+    # right after a round trip). The dev-like reference gets most of the time: its adherence
+    # comes first, the few-step students learn from it.
+    autoencoder_steps: int = 1200
     autoencoder_batch: int = 12
     dataset: int = 8000
     dev_steps: int = 2400
     dev_batch: int = 32
     pairs: int = 1024  # the teacher's (noise, image) pairs the few-step students learn from
     schnell_steps: int = 500
-    turbo_steps: int = 400
+    turbo_steps: int = 300
     few_step_batch: int = 32
     checkpoint_every: int = 200
 
