@@ -10,6 +10,7 @@ import functools
 import importlib.util
 import itertools
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from scipy import stats
 from sqlalchemy import Engine, func, select
 
 from app.db import make_engine, session_scope
-from app.models import Generation, GenerationMetric, MetricStatus, Variant, utcnow
+from app.models import Generation, GenerationMetric, MetricStatus, Prompt, Variant, utcnow
 from app.quality import (
     compute_run_metrics,
     fidelity_histograms,
@@ -33,6 +34,8 @@ from app.quality import (
     ssim,
     to_tensor,
 )
+from app.quality.adherence import ORACLE
+from app.training.shapes import ObjectGroup, SceneSpec, render, spec_to_json
 from app.worker.tiny_clip import resolve_clip_ref
 from tests.conftest import DemoData
 
@@ -117,6 +120,53 @@ def test_quality_run_scores_every_image(
     assert {r[0] for r in fidelity} == {"dev-turbo"}  # the only variant with a reference
     # Two steps with the turbo LoRA against four without: similar, not identical.
     assert all(0.0 < (r[4] or 0.0) < 1.0 for r in fidelity if r[1] == "ssim")
+
+
+def test_quality_adherence_judges_the_prompts_that_state_a_scene_only(
+    writable_demo: DemoData, demo_engine: Engine, tiny_models: Path, tmp_path: Path
+) -> None:
+    """One prompt is given a scene and the dev variant's images of it are replaced by the
+    renderer's drawing of that scene (answer known: right); the other variants keep their
+    noise. The demo's other prompts state nothing: no adherence row at all, never a 0."""
+    spec = SceneSpec("white", (ObjectGroup(1, "circle", "red", "large"),))
+    media = tmp_path / "media"
+    shutil.copytree(writable_demo.media_dir, media)
+    with session_scope(demo_engine) as session:
+        prompt = session.scalars(
+            select(Prompt).where(Prompt.run_id == writable_demo.run_id).order_by(Prompt.position)
+        ).first()
+        assert prompt is not None
+        prompt.spec = spec_to_json(spec)
+        images = session.execute(
+            select(Variant.name, Generation)
+            .join(Variant, Variant.id == Generation.variant_id)
+            .where(Generation.prompt_id == prompt.id)
+        ).all()
+        for name, generation in images:
+            if name == "dev":
+                drawn = render(spec, (generation.width, generation.height), seed=generation.seed)
+                drawn.save(media / generation.image_path)
+        ids = {generation.id: name for name, generation in images}
+    ok = compute(
+        DemoData(writable_demo.database_url, media, writable_demo.run_id), demo_engine, tiny_models
+    )
+    assert ok["adherence"] == len(ids)
+    with session_scope(demo_engine) as session:
+        stored = session.scalars(
+            select(GenerationMetric).where(GenerationMetric.metric == "adherence")
+        ).all()
+        assert {m.generation_id for m in stored} == set(ids)  # this prompt's images only
+        assert {m.model for m in stored} == {ORACLE}
+        for m in stored:
+            checks = m.params["checks"]
+            assert {c["attribute"] for c in checks} >= {"background", "group 1 colour"}
+            assert m.params["score"] == pytest.approx(
+                sum(c["passed"] for c in checks) / len(checks), abs=1e-4
+            )
+            if ids[m.generation_id] == "dev":
+                assert m.value == 1.0 and all(c["passed"] for c in checks), checks
+            else:
+                assert m.value == float(all(c["passed"] for c in checks))
 
 
 def test_quality_lpips_unavailable_with_reason(

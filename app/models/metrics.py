@@ -46,7 +46,7 @@ class GenerationMetric(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
-    # "ssim", "psnr_db", "lpips", "clip_score"
+    # "ssim", "psnr_db", "lpips", "clip_score", "adherence"
     metric: Mapped[str] = mapped_column(String(32))
     # What computed it: "torchmetrics", "lpips-alex", a CLIP Hub id, local path or tiny ref.
     model: Mapped[str] = mapped_column(String(255))

@@ -159,6 +159,10 @@ class Prompt(Base):
     category: Mapped[str] = mapped_column(String(64), index=True)
     challenge: Mapped[str] = mapped_column(String(64), index=True)
     note: Mapped[str] = mapped_column(Text, default="")
+    # A shapes-world prompt's scene as canonical JSON (app/training/shapes.py), which the
+    # adherence oracle judges its images against; "" when the prompt states none (migration
+    # 0014).
+    spec: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     run: Mapped[Run] = relationship(back_populates="prompts")
 

@@ -61,6 +61,9 @@ from app.training.shapes import (
     spec_from_json,
 )
 
+# The `model` of its rows in generation_metrics (metric "adherence"): bump the version when a
+# rule below changes, so figures of two rule sets are never averaged together.
+ORACLE = "shapes-oracle-v1"
 OBJECT_CHROMA = 64  # of 255: half-way up an edge blended with any background is ~95
 NEUTRAL_CHROMA = 40
 PURITY = 0.6  # the majority hue's share of a component that is one object

@@ -1,7 +1,10 @@
 """Computing a run's metrics and storing them, one row per (generation, metric, model).
 
-Each image is scored for prompt alignment (CLIP score) and, where its variant has a reference,
-for fidelity against the reference variant's image of the same prompt, seed and size. Rows are
+Each image is scored for prompt alignment (CLIP score), where its prompt states a shapes-world
+scene for adherence (app/quality/adherence.py: 1 when every stated attribute is right, else 0;
+the attribute checks in the row's params; no row at all for a prompt without a scene: not
+applicable, never 0), and, where its variant has a reference, for fidelity against the
+reference variant's image of the same prompt, seed and size. Rows are
 upserted batch by batch in short transactions, so recomputing updates them in place; a model
 that cannot load gives "unavailable" rows with the reason instead of an error.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.models import Generation, GenerationMetric, MetricStatus, Prompt, Run, utcnow
+from app.quality.adherence import ORACLE, judge_prompt_spec
 from app.quality.clip_score import ClipScorer, default_clip_model, load_clip
 from app.quality.errors import QualityError
 from app.quality.fidelity import (
@@ -54,6 +58,7 @@ class _Item:
     generation_id: int
     image_path: str
     prompt: str
+    spec: str  # the prompt's scene, "" for none
     reference: Generation | None
     reference_variant: str | None  # name, when the variant has a reference
 
@@ -91,15 +96,15 @@ def compute_run_metrics(
             raise QualityError(f"run {run_id} has no variant {variant!r} (variants: {names})")
         clip_ref = clip_model or default_clip_model(session, run_id)
         rows = session.execute(
-            select(Generation, Prompt.text)
+            select(Generation, Prompt.text, Prompt.spec)
             .join(Prompt, Prompt.id == Generation.prompt_id)
             .where(Generation.run_id == run_id)
             .order_by(Generation.variant_id, Prompt.position, Generation.seed)
         ).all()
     # Fidelity compares with the reference's image of the same prompt, seed and size.
-    by_key = {(g.variant_id, g.prompt_id, g.seed, g.width, g.height): g for g, _ in rows}
+    by_key = {(g.variant_id, g.prompt_id, g.seed, g.width, g.height): g for g, _, _ in rows}
     items = []
-    for gen, prompt in rows:
+    for gen, prompt, prompt_spec in rows:
         spec = variants[gen.variant_id]
         if variant is not None and spec.name != variant:
             continue
@@ -109,6 +114,7 @@ def compute_run_metrics(
                 generation_id=gen.id,
                 image_path=gen.image_path,
                 prompt=prompt,
+                spec=prompt_spec,
                 reference=(
                     by_key.get((reference.id, gen.prompt_id, gen.seed, gen.width, gen.height))
                     if reference
@@ -154,6 +160,7 @@ def compute_run_metrics(
                     _row(item.generation_id, "clip_score", clip_ref, clip_params, reason=clip)
                     for item in batch
                 ]
+            out += _adherence_rows(batch, images)
             out += _fidelity_rows(batch, images, media_dir, lpips, device)
             with session_scope(engine) as session:
                 _upsert(session, out)
@@ -163,6 +170,20 @@ def compute_run_metrics(
             report.images += len(batch)
             progress.advance(task, len(batch))
     return report
+
+
+def _adherence_rows(batch: Sequence[_Item], images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+    out = []
+    for item, image in zip(batch, images, strict=True):
+        verdict = judge_prompt_spec(image, item.spec)
+        if verdict is None:
+            continue
+        params = {
+            "score": round(verdict.score, 4),
+            "checks": [asdict(check) for check in verdict.checks],
+        }
+        out.append(_row(item.generation_id, "adherence", ORACLE, params, float(verdict.correct)))
+    return out
 
 
 def _fidelity_rows(

@@ -29,6 +29,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "psnr_db": (0.0, math.inf),  # 10·log10(1 / MSE), MSE ≤ 1 on [0, 1] images
     "lpips": (0.0, math.inf),
     "clip_score": (0.0, 100.0),  # 100 × max(cos, 0)
+    "adherence": (0.0, 1.0),  # 1: every attribute the prompt states is right
 }
 
 

@@ -103,6 +103,9 @@ def train_all(
 ) -> Trained:
     torch.set_num_threads(recipe.threads)
     started = time.perf_counter()
+    # The code as it is now, when training starts: a commit made during the half hour (docs,
+    # say) must not be named as the code that trained the weights.
+    code_commit = manifest.code_commit(repository)
     clip_tokenizer, t5_tokenizer = parts.tokenizers()
     vae = parts.autoencoder(recipe.seed)
 
@@ -208,16 +211,16 @@ def train_all(
     export.save_lora(turbo, out / "turbo-lora")
     seconds = time.perf_counter() - started
     stages = [stage_vae, stage_dev, stage_schnell, stage_turbo]
-    manifest.write(out, _record(recipe, stages, seconds, command, repository))
+    manifest.write(out, _record(recipe, stages, seconds, command, code_commit))
     return Trained(stages, out, seconds)
 
 
 def _record(
-    recipe: Recipe, stages: list[Stage], seconds: float, command: str, repository: Path
+    recipe: Recipe, stages: list[Stage], seconds: float, command: str, code_commit: str
 ) -> dict[str, Any]:
     return {
         "command": command,
-        "code_commit": manifest.code_commit(repository),
+        "code_commit": code_commit,
         "recipe": asdict(recipe),
         "training_seconds": round(seconds, 1),
         "machine": manifest.machine(),

@@ -102,6 +102,7 @@ def _create_run(
                 category=row.category,
                 challenge=row.challenge,
                 note=row.note,
+                spec=row.spec,
             )
         )
     session.flush()
