@@ -35,6 +35,7 @@ from app.quality import (
     to_tensor,
 )
 from app.quality.adherence import ORACLE
+from app.quality.summaries import wilson_interval
 from app.training.shapes import ObjectGroup, SceneSpec, render, spec_to_json
 from app.worker.tiny_clip import resolve_clip_ref
 from tests.conftest import DemoData
@@ -167,6 +168,18 @@ def test_quality_adherence_judges_the_prompts_that_state_a_scene_only(
                 assert m.value == 1.0 and all(c["passed"] for c in checks), checks
             else:
                 assert m.value == float(all(c["passed"] for c in checks))
+        # The share fully right, with a Wilson interval (a Student-t one of all-1 values
+        # would be [1, 1]).
+        (dev,) = [
+            s
+            for s in metric_summaries(session, writable_demo.run_id, variant="dev")
+            if s.metric == "adherence"
+        ]
+    # (the main size's images only, as every summary)
+    assert 0 < dev.n <= sum(1 for name in ids.values() if name == "dev")
+    assert dev.mean == 1.0
+    expected = stats.binomtest(dev.n, dev.n).proportion_ci(0.95, method="wilson")
+    assert (dev.ci_low, dev.ci_high) == pytest.approx((expected.low, expected.high))
 
 
 def test_quality_lpips_unavailable_with_reason(
@@ -339,3 +352,12 @@ def test_quality_read_side_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert not {"torch", "transformers", "torchmetrics"} & set(out.stdout.split())
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 5), (3, 10), (64, 64), (1, 1)])
+def test_quality_wilson_interval_matches_scipy(successes: int, n: int) -> None:
+    share, low, high = wilson_interval(successes, n)
+    expected = stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
+    assert share == successes / n
+    assert (low, high) == pytest.approx((expected.low, expected.high))
+    assert wilson_interval(0, 0) == (None, None, None)

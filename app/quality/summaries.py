@@ -1,5 +1,8 @@
 """Summaries of a run's stored metrics for the pages and the CLI: per (variant, metric, model)
-the mean and a Student-t interval, clipped to the metric's range where shown (METRIC_RANGES).
+the mean and a Student-t interval, clipped to the metric's range where shown (METRIC_RANGES);
+for a metric whose values are 0 or 1 (PROPORTIONS: adherence, the share of images fully
+right), the Wilson score interval, which a Student-t interval of 0/1 values is not: all
+right gives it [1, 1] whatever the count.
 
 Plain SQL aggregates + numpy, no torch: the web tier reads these. Cached per change of the
 metrics (DESIGN.md rule 10).
@@ -31,6 +34,8 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "clip_score": (0.0, 100.0),  # 100 × max(cos, 0)
     "adherence": (0.0, 1.0),  # 1: every attribute the prompt states is right
 }
+
+PROPORTIONS = frozenset({"adherence"})
 
 
 @dataclass(frozen=True)
@@ -175,9 +180,12 @@ def _summarize(
     out = []
     for name, metric, model, n, total, squares, n_infinite, n_unavailable in rows:
         n, n_infinite, n_unavailable = int(n or 0), int(n_infinite or 0), int(n_unavailable or 0)
-        mean, low, high = _mean_interval_from_sums(
-            n, float(total or 0), float(squares or 0), confidence
-        )
+        if metric in PROPORTIONS:
+            mean, low, high = wilson_interval(round(float(total or 0)), n, confidence)
+        else:
+            mean, low, high = _mean_interval_from_sums(
+                n, float(total or 0), float(squares or 0), confidence
+            )
         common = reasons[(name, metric, model)].most_common(1)
         out.append(
             MetricSummary(
@@ -194,6 +202,20 @@ def _summarize(
             )
         )
     return out
+
+
+def wilson_interval(
+    successes: int, n: int, confidence: float = 0.95
+) -> tuple[float | None, float | None, float | None]:
+    """The share `successes / n` and its Wilson score interval (Wilson 1927): (None, None,
+    None) for no trials."""
+    if n == 0:
+        return None, None, None
+    share = successes / n
+    z = float(special.ndtri((1 + confidence) / 2))
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return share, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _mean_interval_from_sums(

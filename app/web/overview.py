@@ -30,7 +30,7 @@ SORT_LABELS: dict[str, str] = {
 }
 
 
-CARD_METRICS = {"ssim": "SSIM", "clip_score": "CLIP score"}
+CARD_METRICS = {"ssim": "SSIM", "clip_score": "CLIP score", "adherence": "Adherence (fully right)"}
 
 
 def _metric_lines(

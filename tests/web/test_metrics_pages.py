@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db import make_engine, session_scope
 from app.models import Generation, GenerationMetric, MetricStatus, Variant, utcnow
 from app.quality import METRIC_RANGES, compute_run_metrics, metric_summaries
+from app.quality.adherence import ORACLE
 from app.web.main import create_app
 from app.worker.tiny_clip import resolve_clip_ref
 from tests.arena.test_leaderboard import MIXED, add_votes
@@ -154,6 +155,41 @@ def test_overview_metrics_summary_lines_per_card(
     assert clip == summaries[("dev", "clip_score")].display
     # The failed variant has no images, so no metric lines.
     assert page.select('article[data-variant="schnell-fp8"] .metric-line') == []
+
+
+def test_overview_adherence_line_is_the_share_fully_right_with_wilsons_interval(
+    client: TestClient, metrics_demo: DemoData
+) -> None:
+    # As the metrics command stores them for prompts that state a scene: 3 of dev's 12
+    # images fully right. The demo's prompts state none, so the rows are made here.
+    engine = make_engine(metrics_demo.database_url)
+    with session_scope(engine) as session:
+        generations = session.scalars(
+            select(Generation.id)
+            .join(Variant, Variant.id == Generation.variant_id)
+            .where(Variant.name == "dev")
+            .order_by(Generation.id)
+        ).all()
+        for k, generation in enumerate(generations):
+            session.add(
+                GenerationMetric(
+                    generation_id=generation,
+                    metric="adherence",
+                    model=ORACLE,
+                    params={},
+                    value=float(k < 3),
+                    status=MetricStatus.ok,
+                )
+            )
+    engine.dispose()
+    summary = _summaries(metrics_demo)[("dev", "adherence")]
+    assert summary.mean == 3 / len(generations)
+    page = _page(client.get(f"/?run={metrics_demo.run_id}"))
+    line = page.select_one('article[data-variant="dev"] .metric-line[data-metric="adherence"]')
+    assert line.select_one("dt").get_text() == "Adherence (fully right)"
+    assert line.select_one("dd").get_text() == summary.display
+    assert summary.ci_low is not None and summary.ci_high is not None
+    assert 0 < summary.ci_low < summary.mean < summary.ci_high < 1
 
 
 def _set_values(data: DemoData, variant: str, metric: str, values: list[float]) -> None:
