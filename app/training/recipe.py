@@ -41,7 +41,7 @@ class Recipe:
     # the first full run took 29.2 min with the autoencoder at 324 s, the dev-like
     # transformer 0.40 s a step at batch 32 (0.30 s when benchmarks/train_step_time.py times
     # it alone). The autoencoder now trains on 64x64 crops, 0.28 s a step at batch 12
-    # (benchmarks/autoencoder_roundtrip.py: 1,200 steps in 339 s, 92% of held-out scenes
+    # (benchmarks/autoencoder_roundtrip.py: 1,200 steps in 339 s, 98% of held-out scenes
     # right after a round trip). The dev-like reference gets most of the time: its adherence
     # comes first, the few-step students learn from it.
     autoencoder_steps: int = 1200
