@@ -35,7 +35,7 @@ from app.quality import (
     to_tensor,
 )
 from app.quality.adherence import ORACLE
-from app.quality.summaries import wilson_interval
+from app.quality.summaries import share_with_interval
 from app.training.shapes import ObjectGroup, SceneSpec, render, spec_to_json
 from app.worker.tiny_clip import resolve_clip_ref
 from tests.conftest import DemoData
@@ -356,8 +356,8 @@ def test_quality_read_side_does_not_import_torch() -> None:
 
 @pytest.mark.parametrize(("successes", "n"), [(0, 5), (3, 10), (64, 64), (1, 1)])
 def test_quality_wilson_interval_matches_scipy(successes: int, n: int) -> None:
-    share, low, high = wilson_interval(successes, n)
+    share, low, high = share_with_interval(successes, n)
     expected = stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
     assert share == successes / n
     assert (low, high) == pytest.approx((expected.low, expected.high))
-    assert wilson_interval(0, 0) == (None, None, None)
+    assert share_with_interval(0, 0) == (None, None, None)

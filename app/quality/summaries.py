@@ -21,6 +21,7 @@ from scipy import special
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from app.arena.win_rates import wilson_interval
 from app.memo import TTLMemo
 from app.models import Generation, GenerationMetric, MetricStatus, Run, Variant
 from app.numbers import UNBOUNDED, clip, fmt_estimate
@@ -181,7 +182,7 @@ def _summarize(
     for name, metric, model, n, total, squares, n_infinite, n_unavailable in rows:
         n, n_infinite, n_unavailable = int(n or 0), int(n_infinite or 0), int(n_unavailable or 0)
         if metric in PROPORTIONS:
-            mean, low, high = wilson_interval(round(float(total or 0)), n, confidence)
+            mean, low, high = share_with_interval(round(float(total or 0)), n, confidence)
         else:
             mean, low, high = _mean_interval_from_sums(
                 n, float(total or 0), float(squares or 0), confidence
@@ -204,18 +205,15 @@ def _summarize(
     return out
 
 
-def wilson_interval(
+def share_with_interval(
     successes: int, n: int, confidence: float = 0.95
 ) -> tuple[float | None, float | None, float | None]:
-    """The share `successes / n` and its Wilson score interval (Wilson 1927): (None, None,
-    None) for no trials."""
+    """The share `successes / n` and its Wilson score interval (the arena's, for its
+    head-to-head shares): (None, None, None) for no trials, as for a mean of no values."""
     if n == 0:
         return None, None, None
-    share = successes / n
-    z = float(special.ndtri((1 + confidence) / 2))
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return share, max(0.0, centre - half), min(1.0, centre + half)
+    low, high = wilson_interval(successes, n, confidence)
+    return successes / n, low, high
 
 
 def _mean_interval_from_sums(
