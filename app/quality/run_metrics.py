@@ -4,9 +4,9 @@ Each image is scored for prompt alignment (CLIP score), where its prompt states 
 scene for adherence (app/quality/adherence.py: 1 when every stated attribute is right, else 0;
 the attribute checks in the row's params; no row at all for a prompt without a scene: not
 applicable, never 0), and, where its variant has a reference, for fidelity against the
-reference variant's image of the same prompt, seed and size. Rows are
-upserted batch by batch in short transactions, so recomputing updates them in place; a model
-that cannot load gives "unavailable" rows with the reason instead of an error.
+reference variant's image of the same prompt, seed and size. Rows are upserted batch by
+batch in short transactions, so recomputing updates them in place; a model that cannot load
+gives "unavailable" rows with the reason instead of an error.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ FLUX's VAE: the KL keeps the latent space smooth enough to denoise in. It trains
 crops of half the scene's side: the network is convolutional, the objects keep their size in
 pixels, and a crop costs a quarter of a scene, so the same minutes see four times the images
 (the round trip's colours and edges need them: docs/benchmarks.md, "Shapes autoencoder round
-trip"). After training, `normalize` sets
-the VAE's `shift_factor` and `scaling_factor` from the latents' own mean and spread, as
-FLUX's 0.1159 and 0.3611 are: the pipeline decodes `latents / scaling + shift`, so the
-transformer learns and samples latents of zero mean and unit variance.
+trip").
+
+After training, `normalize` sets the VAE's `shift_factor` and `scaling_factor` from the
+latents' own mean and spread, as FLUX's 0.1159 and 0.3611 are: the pipeline decodes
+`latents / scaling + shift`, so the transformer learns and samples latents of zero mean and
+unit variance.
 """
 
 from __future__ import annotations
